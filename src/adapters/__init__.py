@@ -1,0 +1,1 @@
+"""Adapters: each fulfils a port with one technology."""

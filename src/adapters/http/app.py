@@ -1,0 +1,90 @@
+"""The Litestar application: controllers, auth, the error table, OpenAPI docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, fields
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from adapters.http.auth import BearerKeyAuthentication
+from adapters.http.controllers.chat_completions import ChatCompletionsController
+from adapters.http.controllers.health import HealthController
+from adapters.http.controllers.metrics import MetricsController
+from adapters.http.controllers.models import ModelsController
+from adapters.http.errors import handle_exception
+from adapters.http.observability import ASGIApp, RequestObservability
+from adapters.telemetry.metrics import RequestMetrics
+from application.chat_completions import ChatCompletions
+from application.check_health import CheckHealth
+from application.model_router import ModelRouter
+from domain.keys import KeyRing
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the handlers use, built by the composition root once resources are up.
+    Each field is injected into handlers by its name."""
+
+    chat_completions: ChatCompletions
+    model_router: ModelRouter
+    check_health: CheckHealth
+    request_metrics: RequestMetrics
+
+
+def create_app(
+    *,
+    services: Callable[[], AbstractAsyncContextManager[Services]],
+    keyring: KeyRing,
+    metrics: RequestMetrics,
+    max_body_bytes: int,
+    version: str,
+) -> ASGIApp:
+    """``services`` opens the gateway's resources for the app's lifetime and closes
+    them (finishing what is in flight) at shutdown."""
+    current: dict[str, Services] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        async with services() as ready:
+            current["services"] = ready
+            yield
+
+    def provider(name: str) -> Provide:
+        def provide() -> Any:
+            return getattr(current["services"], name)
+
+        return Provide(provide, sync_to_thread=False, use_cache=True)
+
+    app = Litestar(
+        route_handlers=[
+            ChatCompletionsController,
+            ModelsController,
+            HealthController,
+            MetricsController,
+        ],
+        dependencies={f.name: provider(f.name) for f in fields(Services)},
+        middleware=[DefineMiddleware(BearerKeyAuthentication, keyring=keyring)],
+        exception_handlers={Exception: handle_exception},
+        lifespan=[lifespan],
+        request_max_body_size=max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="AI Platform Gateway",
+            version=version,
+            description=(
+                "One entry point to LLM inference (OpenAI-compatible), per-user memory and "
+                "RAG. Authenticate with `Authorization: Bearer <key>`."
+            ),
+            path="/",
+            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+        ),
+        logging_config=None,
+        debug=False,
+    )
+    return RequestObservability(app, metrics)  # type: ignore[arg-type]

@@ -1,0 +1,54 @@
+"""Bearer-key authentication (a middleware) and tier checks (guards)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp
+
+from domain.errors import PermissionDenied, Unauthenticated
+from domain.keys import KeyRing
+from domain.principal import Capability, Principal
+
+# Paths anyone may read: health for orchestrators, the API's own documentation.
+PUBLIC_PATHS = ("^/health", "^/docs", "^/redoc", "^/openapi.json", "^/schema")
+
+
+class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
+    def __init__(self, app: ASGIApp, keyring: KeyRing, exclude: tuple[str, ...] = PUBLIC_PATHS):
+        super().__init__(app, exclude=list(exclude))
+        self._keyring = keyring
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if not header:
+            raise Unauthenticated(
+                "Missing API key: send it as the header 'Authorization: Bearer <key>'"
+            )
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated("Malformed Authorization header: expected 'Bearer <key>'")
+        principal = self._keyring.lookup(secret.strip())
+        if principal is None:
+            raise Unauthenticated("Invalid API key")
+        return AuthenticationResult(user=principal, auth=None)
+
+
+def requires(capability: Capability) -> Callable[..., None]:
+    """A guard: the caller's tier must allow ``capability``."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal: Principal = connection.user
+        if not principal.may(capability):
+            raise PermissionDenied(
+                f"this key's tier ({principal.tier.label}) may not do this; it needs "
+                f"{capability.minimum_tier.label} or above"
+            )
+
+    return guard

@@ -1,0 +1,40 @@
+"""``GET /metrics``: JSON by default; Prometheus text with ``Accept: text/plain`` or
+``?format=prometheus``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from litestar import Controller, Request, Response, get
+
+from adapters.http.auth import requires
+from adapters.http.openapi import error_responses
+from adapters.http.wire import MetricsResponse
+from adapters.telemetry.metrics import PROMETHEUS_CONTENT_TYPE, RequestMetrics
+from domain.principal import Capability
+
+
+def _wants_prometheus(request: Request[Any, Any, Any], format: str | None) -> bool:
+    if format is not None:
+        return format == "prometheus"
+    accept = request.headers.get("accept", "")
+    return "text/plain" in accept or "openmetrics" in accept
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["observability"]
+    guards = [requires(Capability.READ_METRICS)]
+
+    @get(
+        "", summary="Request counts, errors and latency percentiles", responses=error_responses(401)
+    )
+    async def metrics(
+        self,
+        request: Request[Any, Any, Any],
+        request_metrics: RequestMetrics,
+        format: Literal["json", "prometheus"] | None = None,
+    ) -> Response[MetricsResponse]:
+        if _wants_prometheus(request, format):
+            return Response(request_metrics.prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)  # type: ignore[arg-type]
+        return Response(request_metrics.snapshot())  # type: ignore[arg-type]

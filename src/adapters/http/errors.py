@@ -1,0 +1,102 @@
+"""The one table from errors to HTTP answers, every one in OpenAI's error body."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from domain.errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
+    Unauthenticated,
+    UpstreamOverloaded,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+log = structlog.get_logger("gateway.http")
+
+# Most specific first: the first class an error is an instance of decides.
+_DOMAIN_STATUS: tuple[tuple[type[GatewayError], int, str], ...] = (
+    (ModelNotFound, 404, "invalid_request_error"),
+    (InvalidRequest, 400, "invalid_request_error"),
+    (Unauthenticated, 401, "invalid_request_error"),
+    (PermissionDenied, 403, "permission_error"),
+    (UpstreamOverloaded, 503, "server_error"),
+    (UpstreamTimeout, 504, "server_error"),
+    (UpstreamUnavailable, 502, "server_error"),
+)
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "insufficient_tier",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limit_exceeded",
+}
+
+
+def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _type_for(status: int) -> str:
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """The status and OpenAI error body for any exception (also used mid-stream)."""
+    if isinstance(exc, UpstreamRejected):
+        status = exc.status if 400 <= exc.status < 500 else 400
+        message = f"the inference upstream rejected the request: {exc.message}"
+        return status, error_body(message, "invalid_request_error", exc.param, exc.code)
+    if isinstance(exc, GatewayError):
+        for cls, status, type_ in _DOMAIN_STATUS:
+            if isinstance(exc, cls):
+                return status, error_body(exc.message, type_, exc.param, exc.code)
+    if isinstance(exc, ValidationException):
+        return 400, _validation_body(exc)
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        if status == 413:
+            return status, error_body(
+                "Request body too large", "invalid_request_error", None, _HTTP_CODES[413]
+            )
+        return status, error_body(str(exc.detail), _type_for(status), None, _HTTP_CODES.get(status))
+    log.error("unhandled_error", exc_info=exc)
+    return 500, error_body("internal error", "server_error", None, "internal_error")
+
+
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def _validation_body(exc: ValidationException) -> dict[str, Any]:
+    # Litestar reports msgspec's findings as [{"message", "key", "source"}], with the
+    # key "data" for the body itself.
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    detail = first.get("message")
+    param = first.get("key") or None
+    if param == "data":
+        missing = _MISSING_FIELD.search(detail or "")
+        param = missing.group(1) if missing else None
+    message = f"{detail} (at `{param}`)" if detail and param else detail or str(exc.detail)
+    return error_body(message, "invalid_request_error", param, "invalid_request")
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, body = status_and_body(exc)
+    headers = getattr(exc, "headers", None) or {}
+    if status == 401:
+        headers = {**headers, "WWW-Authenticate": "Bearer"}
+    return Response(content=body, status_code=status, headers=headers)

@@ -1,0 +1,77 @@
+"""Per request: an id (accepted from or returned in ``X-Request-ID``), metrics, and one
+structured log line. A plain ASGI wrapper around the whole app, so that every answer
+is counted, unknown routes and refused keys included."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+from adapters.telemetry.metrics import RequestMetrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = structlog.get_logger("gateway.access")
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _VALID_REQUEST_ID.match(value):
+                return bytes(value)
+            break
+    return uuid.uuid4().hex.encode()
+
+
+def route_of(scope: Scope) -> str:
+    # The matched route's template, never the raw path: bounded label cardinality.
+    return scope.get("path_template") or "unmatched"
+
+
+class RequestObservability:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_of(scope)
+            self._metrics.record(route, scope["method"], status, elapsed)
+            user: Any = scope.get("user")
+            log.info(
+                "request",
+                request_id=request_id.decode(),
+                method=scope["method"],
+                route=route,
+                status=status,
+                latency_ms=round(elapsed * 1000, 3),
+                key_id=getattr(user, "key_id", None),
+            )

@@ -1,0 +1,1 @@
+"""Inference adapters: OpenAI-compatible upstreams and the embedded llama.cpp model."""

@@ -1,0 +1,171 @@
+"""``EmbeddedLlamaChatModel``: the embedded llama.cpp model behind its supervised
+server, made to behave as the OpenAI API promises.
+
+``llama_cpp.server`` silently ignores some OpenAI parameters (``n``, ``tools``,
+``max_completion_tokens``) and never sends the usage chunk that
+``stream_options.include_usage`` asks for. This adapter refuses what the model cannot
+do with a 400 naming the parameter, translates what it can, and adds the usage chunk,
+counting prompt tokens exactly as llama.cpp does (its vocabulary and chat template,
+loaded without the weights)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from domain.chat import Completion, ModelCard, Usage
+from domain.errors import UnsupportedParameter
+from domain.health import ServiceHealth
+from ports.chat_model import ChatStream
+
+_TOOL_PARAMS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls")
+_RESPONSE_FORMATS = ("text", "json_object")
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _Delta | None = None
+
+
+class _ChunkIdentity(msgspec.Struct):
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: list[_ChunkChoice] = []
+
+
+_decode_identity = msgspec.json.Decoder(_ChunkIdentity).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class LlamaPromptCounter:
+    """Counts a chat's prompt tokens with the GGUF's vocabulary and chat template."""
+
+    def __init__(self, model_path: Path) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llama = Llama(str(model_path), vocab_only=True, verbose=False)
+        vocab = self._llama._model
+        self._format = Jinja2ChatFormatter(
+            template=self._llama.metadata["tokenizer.chat_template"],
+            eos_token=vocab.token_get_text(self._llama.token_eos()),
+            bos_token=vocab.token_get_text(self._llama.token_bos()),
+        )
+
+    def count(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        rendered = self._format(messages=list(messages))  # type: ignore[arg-type]
+        tokens = self._llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        return len(tokens)
+
+
+def refuse_unsupported(body: Mapping[str, Any]) -> None:
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise UnsupportedParameter(
+            "the embedded model generates one choice per request: n must be 1", param="n"
+        )
+    for name in _TOOL_PARAMS:
+        if body.get(name):
+            raise UnsupportedParameter(
+                f"the embedded model does not support tool calling (`{name}`); "
+                "use an upstream that does (MAX_SERVE_URL)",
+                param=name,
+            )
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        if kind not in _RESPONSE_FORMATS:
+            raise UnsupportedParameter(
+                f"the embedded model supports response_format types {_RESPONSE_FORMATS}, "
+                f"not {kind!r}",
+                param="response_format",
+            )
+    for name in ("audio", "modalities", "prediction"):
+        if body.get(name):
+            raise UnsupportedParameter(f"the embedded model does not support `{name}`", param=name)
+
+
+def translated(body: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    if "max_tokens" not in out and out.get("max_completion_tokens") is not None:
+        out["max_tokens"] = out["max_completion_tokens"]
+    out.pop("max_completion_tokens", None)
+    out.pop("stream_options", None)
+    return out
+
+
+class _UsageAddingStream:
+    """Relays the chunks, then adds the usage chunk OpenAI sends for include_usage."""
+
+    def __init__(self, inner: ChatStream, prompt_tokens: int) -> None:
+        self.model = inner.model
+        self.usage: Usage | None = None
+        self._inner = inner
+        self._prompt_tokens = prompt_tokens
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        identity = _ChunkIdentity()
+        completion_tokens = 0
+        async for payload in self._inner:
+            identity = _decode_identity(payload)
+            # llama.cpp streams one token per content chunk.
+            completion_tokens += sum(
+                1 for c in identity.choices if c.delta is not None and c.delta.content
+            )
+            yield payload
+        self.usage = Usage(
+            self._prompt_tokens, completion_tokens, self._prompt_tokens + completion_tokens
+        )
+        yield _encode(
+            {
+                "id": identity.id,
+                "object": "chat.completion.chunk",
+                "created": identity.created,
+                "model": identity.model or self.model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": self.usage.prompt_tokens,
+                    "completion_tokens": self.usage.completion_tokens,
+                    "total_tokens": self.usage.total_tokens,
+                },
+            }
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class EmbeddedLlamaChatModel:
+    def __init__(self, inner: OpenAICompatibleChatModel, counter: LlamaPromptCounter) -> None:
+        self._inner = inner
+        self._counter = counter
+        self.name = inner.name
+        self.health_name = inner.health_name
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        refuse_unsupported(body)
+        return await self._inner.complete(translated(body))
+
+    async def stream(self, body: Mapping[str, Any]) -> ChatStream:
+        refuse_unsupported(body)
+        stream = await self._inner.stream(translated(body))
+        options = body.get("stream_options")
+        if isinstance(options, Mapping) and options.get("include_usage"):
+            return _UsageAddingStream(stream, self._counter.count(body["messages"]))
+        return stream
+
+    async def list_models(self) -> Sequence[ModelCard]:
+        return await self._inner.list_models()
+
+    async def check(self) -> ServiceHealth:
+        return await self._inner.check()

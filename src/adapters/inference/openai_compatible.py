@@ -1,0 +1,282 @@
+"""``OpenAICompatibleChatModel``: any server speaking OpenAI's chat API over HTTP
+(MAX Serve, vLLM, llama.cpp server, Ollama, TGI...), through a pooled httpx client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import httpx
+import msgspec
+
+from adapters.inference.sse import sse_data
+from domain.chat import Completion, ModelCard, Usage
+from domain.errors import (
+    UpstreamOverloaded,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from domain.health import ServiceHealth, Status
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def domain(self) -> Usage:
+        return Usage(self.prompt_tokens, self.completion_tokens, self.total_tokens)
+
+
+class _CompletionHead(msgspec.Struct):
+    """What the gateway reads of a completion; the rest is relayed untouched."""
+
+    choices: list[Any]
+    model: str = ""
+    usage: _Usage | None = None
+
+
+class _ChunkHead(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+class _ModelEntry(msgspec.Struct):
+    id: str
+    owned_by: str | None = None
+    created: int | None = None
+
+
+class _ModelList(msgspec.Struct):
+    data: list[_ModelEntry]
+
+
+class _ErrorDetail(msgspec.Struct):
+    message: str = ""
+    param: str | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: _ErrorDetail | str | None = None
+    detail: Any = None
+    message: str | None = None
+
+
+_decode_completion = msgspec.json.Decoder(_CompletionHead).decode
+_decode_chunk = msgspec.json.Decoder(_ChunkHead).decode
+_decode_models = msgspec.json.Decoder(_ModelList).decode
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def api_base(url: str) -> str:
+    """``http://host:8000`` and ``http://host:8000/v1`` both mean the ``/v1`` API."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = _decode_error(response.content)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return response.text[:500] or response.reason_phrase, None
+    if isinstance(body.error, _ErrorDetail):
+        return body.error.message, body.error.param
+    if isinstance(body.error, str):
+        return body.error, None
+    if body.message:
+        return body.message, None
+    return str(body.detail)[:500] if body.detail else response.reason_phrase, None
+
+
+@contextmanager
+def _translated(upstream: str) -> Iterator[None]:
+    """httpx's errors become the port's (httpx's own map_httpcore_exceptions idea)."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
+    except httpx.ConnectTimeout as exc:
+        raise UpstreamUnavailable(
+            f"inference upstream {upstream} did not accept a connection"
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        raise UpstreamUnavailable(f"inference upstream {upstream} is unreachable") from exc
+    except aiohttp.ClientError as exc:
+        # What the aiohttp transport does not map itself (e.g. a malformed HTTP answer).
+        raise UpstreamUnavailable(f"inference upstream {upstream} broke the protocol") from exc
+
+
+class _SSEChatStream:
+    """A streamed completion: payloads relayed as they arrive; closing it closes the
+    upstream response (and so cancels the generation)."""
+
+    def __init__(self, response: httpx.Response, model: str, upstream: str, release: Any) -> None:
+        self.model = model
+        self.usage: Usage | None = None
+        self._response = response
+        self._upstream = upstream
+        self._release = release
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            with _translated(self._upstream):
+                async for payload in sse_data(self._response.aiter_bytes()):
+                    try:
+                        head = _decode_chunk(payload)
+                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                        raise UpstreamUnavailable(
+                            f"inference upstream {self._upstream} sent a malformed stream chunk"
+                        ) from exc
+                    if head.usage is not None:
+                        self.usage = head.usage.domain()
+                    yield payload
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release()
+            await self._response.aclose()
+
+
+class OpenAICompatibleChatModel:
+    """``name`` identifies the upstream (its base URL by default). ``max_in_flight``
+    bounds the requests outstanding at once: past it the adapter answers
+    ``UpstreamOverloaded`` at once instead of queueing without end."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.AsyncClient,
+        *,
+        name: str | None = None,
+        health_name: str = "max_serve",
+        api_key: str | None = None,
+        max_in_flight: int | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self._base = api_base(base_url)
+        self.name = name or self._base
+        self.health_name = health_name
+        self._client = client
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._timeout = timeout_s
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _acquire(self) -> None:
+        if self._max_in_flight is not None and self._in_flight >= self._max_in_flight:
+            raise UpstreamOverloaded(
+                f"inference upstream {self.name} is busy: {self._in_flight} requests "
+                "are already waiting; retry shortly"
+            )
+        self._in_flight += 1
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        message, param = _error_message(response)
+        if status in (429, 503):
+            raise UpstreamOverloaded(f"inference upstream {self.name} is overloaded: {message}")
+        if status >= 500:
+            # Its text is not relayed: a server error's message may hold a traceback.
+            raise UpstreamUnavailable(f"inference upstream {self.name} failed with status {status}")
+        raise UpstreamRejected(message, status=status, param=param)
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        self._acquire()
+        try:
+            # httpx's timeouts bound each read; this bounds the whole answer.
+            with _translated(self.name):
+                async with asyncio.timeout(self._timeout):
+                    response = await self._client.post(
+                        f"{self._base}/chat/completions",
+                        content=_encode(body),
+                        headers=self._headers,
+                        timeout=self._timeout,
+                    )
+        finally:
+            self._release()
+        self._raise_for_status(response)
+        try:
+            head = _decode_completion(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UpstreamUnavailable(
+                f"inference upstream {self.name} answered something that is not a chat completion"
+            ) from exc
+        usage = head.usage.domain() if head.usage else None
+        return Completion(
+            body=response.content, model=head.model or str(body["model"]), usage=usage
+        )
+
+    async def stream(self, body: Mapping[str, Any]) -> _SSEChatStream:
+        self._acquire()
+        try:
+            request = self._client.build_request(
+                "POST",
+                f"{self._base}/chat/completions",
+                content=_encode(body),
+                headers={**self._headers, "Accept": "text/event-stream"},
+                timeout=self._timeout,
+            )
+            with _translated(self.name):
+                async with asyncio.timeout(self._timeout):
+                    response = await self._client.send(request, stream=True)
+                if response.status_code >= 400:
+                    await response.aread()
+                    await response.aclose()
+                    self._raise_for_status(response)
+        except BaseException:
+            self._release()
+            raise
+        return _SSEChatStream(response, str(body["model"]), self.name, self._release)
+
+    async def list_models(self) -> Sequence[ModelCard]:
+        with _translated(self.name):
+            response = await self._client.get(
+                f"{self._base}/models", headers=self._headers, timeout=self._timeout
+            )
+        self._raise_for_status(response)
+        try:
+            listed = _decode_models(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UpstreamUnavailable(
+                f"inference upstream {self.name} answered /models with something unexpected"
+            ) from exc
+        return [
+            ModelCard(id=m.id, owned_by=m.owned_by or self.name, created=m.created or 0)
+            for m in listed.data
+        ]
+
+    async def check(self) -> ServiceHealth:
+        started = time.perf_counter()
+        try:
+            await self.list_models()
+        except Exception as exc:
+            return ServiceHealth(
+                self.health_name, Status.UNHEALTHY, _ms_since(started), str(exc), critical=True
+            )
+        return ServiceHealth(self.health_name, Status.HEALTHY, _ms_since(started), critical=True)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

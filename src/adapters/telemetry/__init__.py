@@ -1,0 +1,1 @@
+"""Telemetry: request metrics and structured logs."""

@@ -1,0 +1,113 @@
+"""Request metrics: Prometheus series (prometheus-client) and a JSON summary with
+exact percentiles over a recent window of each route's latencies."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarize(samples: list[float]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    return {
+        "count": len(ordered),
+        "avg_ms": round(sum(ordered) / len(ordered), 3) if ordered else 0.0,
+        "p50_ms": round(percentile(ordered, 50), 3),
+        "p95_ms": round(percentile(ordered, 95), 3),
+        "p99_ms": round(percentile(ordered, 99), 3),
+    }
+
+
+@dataclass
+class _RouteWindow:
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+class RequestMetrics:
+    """Counts every answered request. ``route`` must be a path template (bounded
+    cardinality), never a raw path or anything from a key."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "gateway_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time to answer (to the last byte)",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._auth_failures = Counter(
+            "gateway_auth_failures",
+            "Requests refused for a missing or wrong API key",
+            registry=self.registry,
+        )
+        self._window = window
+        self._routes: dict[str, _RouteWindow] = {}
+        self._all: deque[float] = deque(maxlen=window)
+        self._total = 0
+        self._errors = 0
+        self._auth_failure_count = 0
+        self._started = time.monotonic()
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._requests.labels(route, method, str(status)).inc()
+        self._duration.labels(route).observe(seconds)
+        window = self._routes.get(route)
+        if window is None:
+            window = self._routes[route] = _RouteWindow(latencies_ms=deque(maxlen=self._window))
+        ms = seconds * 1000
+        window.requests += 1
+        window.latencies_ms.append(ms)
+        self._all.append(ms)
+        self._total += 1
+        if status >= 400:
+            window.errors += 1
+            self._errors += 1
+        if status == 401:
+            self._auth_failures.inc()
+            self._auth_failure_count += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "requests": self._total,
+            "errors": self._errors,
+            "auth_failures": self._auth_failure_count,
+            "latency": summarize(list(self._all)),
+            "routes": {
+                route: {
+                    "requests": w.requests,
+                    "errors": w.errors,
+                    "latency": summarize(list(w.latencies_ms)),
+                }
+                for route, w in sorted(self._routes.items())
+            },
+        }
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Use-cases: they depend on the domain and on ports, nothing else."""

@@ -1,0 +1,91 @@
+"""Which upstream serves which model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from domain.chat import ModelCard
+from domain.errors import UpstreamError, UpstreamUnavailable
+from domain.routing import RoutingTable
+from ports.chat_model import ChatModel
+from ports.clock import Clock
+
+
+class ModelRouter:
+    """Routes a requested model name to ``(model, upstream)``.
+
+    With an explicit ``model_map`` (model → upstream names) only those models are
+    routed. Without one, every model an upstream lists on its ``/v1/models`` is routed
+    to it (the first upstream listing a name wins); the lists are cached for
+    ``cache_ttl_s`` and the last good list is kept while an upstream is down."""
+
+    def __init__(
+        self,
+        upstreams: Sequence[ChatModel],
+        table: RoutingTable,
+        clock: Clock,
+        *,
+        model_map: Mapping[str, Sequence[str]] | None = None,
+        cache_ttl_s: float = 60.0,
+    ) -> None:
+        self._upstreams = {u.name: u for u in upstreams}
+        self._table = table
+        self._clock = clock
+        self._ttl = cache_ttl_s
+        self._lock = asyncio.Lock()
+        self._catalog: dict[str, tuple[ModelCard, ChatModel]] = {}
+        self._expires = float("-inf")
+        if model_map:
+            self._catalog = self._explicit(model_map)
+            self._expires = float("inf")
+
+    def _explicit(
+        self, model_map: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[ModelCard, ChatModel]]:
+        catalog = {}
+        for model, names in model_map.items():
+            # Several upstreams per model are accepted; the first serves for now.
+            upstream = self._upstreams[names[0]]
+            catalog[model] = (ModelCard(id=model, owned_by=upstream.name), upstream)
+        return catalog
+
+    async def _current(self) -> dict[str, tuple[ModelCard, ChatModel]]:
+        if self._clock.monotonic() < self._expires:
+            return self._catalog
+        async with self._lock:
+            if self._clock.monotonic() < self._expires:
+                return self._catalog
+            await self._discover()
+        return self._catalog
+
+    async def _discover(self) -> None:
+        upstreams = list(self._upstreams.values())
+        listed = await asyncio.gather(*(u.list_models() for u in upstreams), return_exceptions=True)
+        catalog: dict[str, tuple[ModelCard, ChatModel]] = {}
+        answered = False
+        for upstream, cards in zip(upstreams, listed, strict=True):
+            if isinstance(cards, UpstreamError):
+                # Keep what this upstream served before while it is unreachable.
+                for name, (card, owner) in self._catalog.items():
+                    if owner is upstream:
+                        catalog.setdefault(name, (card, owner))
+                continue
+            if isinstance(cards, BaseException):
+                raise cards
+            answered = True
+            for card in cards:
+                catalog.setdefault(card.id, (card, upstream))
+        self._catalog = catalog
+        # Retry soon when nobody answered; otherwise trust the lists for the TTL.
+        self._expires = self._clock.monotonic() + (self._ttl if answered else 1.0)
+
+    async def models(self) -> list[ModelCard]:
+        return [card for card, _ in (await self._current()).values()]
+
+    async def route(self, requested: str | None) -> tuple[str, ChatModel]:
+        catalog = await self._current()
+        if not catalog:
+            raise UpstreamUnavailable("no inference upstream is reachable to list its models")
+        model = self._table.resolve(requested, catalog.keys())
+        return model, catalog[model][1]

@@ -1,0 +1,1 @@
+"""The gateway's domain: pure Python, no framework or driver imports."""

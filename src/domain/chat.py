@@ -1,0 +1,68 @@
+"""Chat completion requests and results, as the OpenAI API shapes them.
+
+The gateway forwards a client's request to the upstream untouched apart from the model
+it routes to, so a request is kept as the mapping the client sent; the bounds the
+gateway itself enforces are declared here, once, and used by the wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.0, 1.0)
+MAX_TOKENS_MIN = 1
+
+# The seed's default model name: requests naming it (or no model) go to the configured
+# default model unless an upstream really serves a model of that name.
+SEED_DEFAULT_MODEL = "llama-3.3-8b-instruct"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """An OpenAI chat completion request (already validated at the edge)."""
+
+    body: Mapping[str, Any]
+
+    @property
+    def model(self) -> str | None:
+        model = self.body.get("model")
+        return model if isinstance(model, str) and model else None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    def routed_to(self, model: str) -> dict[str, Any]:
+        """The body to send upstream: the client's, with the routed model name."""
+        body = dict(self.body)
+        body["model"] = model
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished completion: the upstream's JSON body, relayed as is, plus what the
+    gateway reads from it (the model that answered and the token usage)."""
+
+    body: bytes
+    model: str
+    usage: Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """A model the gateway routes, as ``/v1/models`` lists it."""
+
+    id: str
+    owned_by: str
+    created: int = 0

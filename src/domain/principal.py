@@ -1,0 +1,57 @@
+"""Who is calling: a key's identity, tenant and tier, and what each tier may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+
+class Tier(IntEnum):
+    """Tiers are ordered: each one may do everything the tiers below it may."""
+
+    STANDARD = 1
+    DEVELOPER = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, name: str) -> Tier:
+        try:
+            return cls[name.strip().upper()]
+        except KeyError:
+            allowed = ", ".join(t.name.lower() for t in cls)
+            raise ValueError(f"unknown tier {name!r} (expected one of: {allowed})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Capability(Enum):
+    """What a route needs; the minimum tier for each lives here, in one place."""
+
+    CHAT = Tier.STANDARD
+    READ_MODELS = Tier.STANDARD
+    READ_METRICS = Tier.STANDARD
+    SEARCH_DOCUMENTS = Tier.STANDARD
+    MANAGE_OWN_MEMORIES = Tier.STANDARD
+    WRITE_DOCUMENTS = Tier.DEVELOPER
+    MANAGE_KEYS = Tier.ADMIN
+
+    @property
+    def minimum_tier(self) -> Tier:
+        return Tier(self.value)
+
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``key_id`` is safe to log; the secret is never kept."""
+
+    key_id: str
+    tier: Tier
+    tenant: str = DEFAULT_TENANT
+
+    def may(self, capability: Capability) -> bool:
+        return self.tier >= capability.minimum_tier

@@ -1,0 +1,27 @@
+"""The ASGI application factory the server imports (``gateway.asgi:create_app``)."""
+
+from __future__ import annotations
+
+from adapters.http.app import create_app as create_http_app
+from adapters.http.observability import ASGIApp
+from gateway import __version__
+from gateway.container import Container, open_services
+from gateway.logging import configure_logging
+from gateway.settings import Settings, load_settings
+
+
+def build(settings: Settings) -> ASGIApp:
+    container = Container(settings=settings)
+    return create_http_app(
+        services=lambda: open_services(container),
+        keyring=container.keyring(),
+        metrics=container.request_metrics(),
+        max_body_bytes=settings.max_body_bytes,
+        version=__version__,
+    )
+
+
+def create_app() -> ASGIApp:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return build(settings)

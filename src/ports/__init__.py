@@ -1,0 +1,1 @@
+"""Ports: the Protocols the application depends on; adapters fulfil them."""

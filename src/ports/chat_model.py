@@ -1,0 +1,42 @@
+"""The inference port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from domain.chat import Completion, ModelCard
+from domain.health import ServiceHealth
+
+
+class ChatStream(Protocol):
+    """Chunks of a streamed completion as they arrive: each item is one
+    ``chat.completion.chunk`` JSON payload exactly as the upstream sent it (no SSE
+    framing, no ``[DONE]``). ``aclose()`` releases the upstream request at once."""
+
+    model: str
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatModel(Protocol):
+    """An OpenAI-compatible chat model server (MAX Serve, vLLM, llama.cpp, Ollama...).
+
+    ``body`` is an OpenAI chat completion request already routed to one of this
+    upstream's models. Failures raise the ``Upstream*`` errors of ``domain.errors``:
+    unreachable or garbage → ``UpstreamUnavailable``; too busy → ``UpstreamOverloaded``;
+    no answer in time → ``UpstreamTimeout``; the request refused → ``UpstreamRejected``.
+    ``stream`` returns once the upstream has accepted the request, so these errors come
+    before any chunk does."""
+
+    name: str
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion: ...
+
+    async def stream(self, body: Mapping[str, Any]) -> ChatStream: ...
+
+    async def list_models(self) -> Sequence[ModelCard]: ...
+
+    async def check(self) -> ServiceHealth: ...

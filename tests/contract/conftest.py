@@ -1,0 +1,98 @@
+"""Adapters of each port, as the contract suites receive them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from httpx_aiohttp import AiohttpTransport
+
+from adapters.inference.llama_embedded import EmbeddedLlamaChatModel, LlamaPromptCounter
+from adapters.inference.llama_server import LlamaCppServerProcess, locate_smollm2
+from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from ports.chat_model import ChatModel
+from tests.conftest import FakeUpstream
+from tests.fakes.fake_chat_model import FakeChatModel
+
+
+@dataclass
+class ChatModelUnderTest:
+    adapter: ChatModel
+    model: str
+    # What this adapter adds to the shared contract; a test of an optional feature
+    # names the feature and runs where it is offered.
+    features: set[str] = field(default_factory=set)
+
+
+@pytest.fixture(scope="session")
+async def llama_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LlamaCppServerProcess]:
+    """The real ``python -m llama_cpp.server`` on the embedded GGUF, supervised by the
+    adapter that the gateway uses for its embedded model."""
+    server = LlamaCppServerProcess(
+        locate_smollm2(), log_path=tmp_path_factory.mktemp("llama") / "server.log", context=2048
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        yield client
+
+
+@pytest.fixture
+def fake_chat_model() -> ChatModelUnderTest:
+    return ChatModelUnderTest(FakeChatModel(), "fake-model", {"stream_usage"})
+
+
+@pytest.fixture
+def fake_upstream_chat_model(
+    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+) -> ChatModelUnderTest:
+    adapter = OpenAICompatibleChatModel(fake_upstream.url, http_client, timeout_s=30)
+    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage"})
+
+
+@pytest.fixture
+def llama_server_chat_model(
+    llama_server: LlamaCppServerProcess, http_client: httpx.AsyncClient
+) -> ChatModelUnderTest:
+    adapter = OpenAICompatibleChatModel(
+        llama_server.base_url, http_client, health_name="embedded_model", timeout_s=60
+    )
+    # llama_cpp.server ignores stream_options: no usage chunk from it directly.
+    return ChatModelUnderTest(adapter, llama_server.alias, set())
+
+
+@pytest.fixture
+def embedded_chat_model(llama_server_chat_model: ChatModelUnderTest) -> ChatModelUnderTest:
+    plain = llama_server_chat_model.adapter
+    assert isinstance(plain, OpenAICompatibleChatModel)
+    embedded = EmbeddedLlamaChatModel(plain, LlamaPromptCounter(locate_smollm2()))
+    return ChatModelUnderTest(
+        embedded, llama_server_chat_model.model, {"stream_usage", "refuses_unsupported"}
+    )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake_chat_model", id="fake"),
+        pytest.param("fake_upstream_chat_model", id="openai-compatible:fake-upstream"),
+        pytest.param(
+            "llama_server_chat_model",
+            id="openai-compatible:llama.cpp-server",
+            marks=pytest.mark.llama,
+        ),
+        pytest.param("embedded_chat_model", id="embedded:llama.cpp", marks=pytest.mark.llama),
+    ]
+)
+def chat_model(request: pytest.FixtureRequest) -> ChatModelUnderTest:
+    """Every ChatModel adapter, as the contract suite receives it."""
+    under_test: ChatModelUnderTest = request.getfixturevalue(request.param)
+    return under_test

@@ -1,0 +1,43 @@
+"""Gateways started as real processes for the end-to-end suites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
+
+STANDARD_KEY = "sk-test-key-123"
+ADMIN_KEY = "sk-admin-key-456"
+DEVELOPER_KEY = "sk-dev-key-789"
+
+
+@pytest.fixture(scope="session")
+def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """Zero configuration: the embedded llama.cpp model and the seed's dev keys."""
+    gateway = start_gateway({}, tmp_path_factory.mktemp("embedded"))
+    yield gateway
+    stop(gateway.process)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def fake_gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout."""
+    gateway = start_gateway(
+        {
+            "MAX_SERVE_URL": fake_upstream.url,
+            "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
+            "GATEWAY_DEFAULT_MODEL": "fake-model",
+        },
+        tmp_path_factory.mktemp("fake"),
+    )
+    yield gateway
+    stop(gateway.process)  # type: ignore[arg-type]
+
+
+def gateway_in(tmp: Path, **env: str) -> GatewayProcess:
+    return start_gateway(env, tmp)

@@ -1,0 +1,399 @@
+"""Fast fake OpenAI-compatible upstream for contract/e2e tests and load benchmarks.
+
+Raw asyncio + a minimal HTTP/1.1 implementation (keep-alive by default,
+``Connection: close`` honoured, Content-Length request bodies, chunked
+streaming responses). Standard library only.
+
+Run::
+
+    python -m tests.fakes.fake_upstream --host 127.0.0.1 --port 0 \
+        [--model fake-model] [--models fake-model,fake-model-2] \
+        [--token-gap-ms 0] [--tokens 8]
+
+It prints exactly one line ``READY <port>`` once listening.
+
+Endpoints: ``GET /v1/models``, ``GET /health``, ``GET /_fake/stats``,
+``POST /_fake/reset`` (zeroes the stats) and ``POST /v1/chat/completions``.
+``requests`` in the stats counts POST /v1/chat/completions requests only
+(``http_requests`` counts everything).
+
+Test directives -- if the content (a string) of the LAST message starts with:
+
+``__status_<code>__``  reply with that HTTP status and an OpenAI error body
+                       (type ``server_error`` for 5xx, else ``invalid_request_error``).
+``__garbage__``        200 with body ``this is not json`` (non-streaming) or an
+                       event stream carrying ``data: {not json}`` then close.
+``__sleep_<ms>__``     wait <ms> milliseconds, then answer normally.
+``__drop__``           close the connection without answering.
+``__slow_stream__``    50 tokens, 200 ms apart (ignores --tokens, --token-gap-ms
+                       and max_tokens); non-streaming requests get the answer
+                       after the same total delay (10 s).
+``__echo__``           the answer text is the compact JSON of the request body.
+
+Normal answers are ``--tokens`` words "tok0 tok1 ..." capped by ``max_tokens``
+(or ``max_completion_tokens``); finish_reason is "length" when capped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from http import HTTPStatus
+from typing import Any
+
+MAX_HEAD_BYTES = 1 << 20
+SLOW_TOKENS, SLOW_GAP_S = 50, 0.2
+_CLOSE = b"Connection: close\r\n"
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+def _response(status: int, body: bytes, keep: bool, ctype: bytes = b"application/json") -> bytes:
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+        status,
+        _reason(status),
+        ctype,
+        len(body),
+    )
+    return head + (b"" if keep else _CLOSE) + b"\r\n" + body
+
+
+def _error(
+    status: int,
+    message: str,
+    keep: bool,
+    etype: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+) -> bytes:
+    body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
+    return _response(status, _dumps(body).encode(), keep)
+
+
+def _directive_int(content: str, prefix: str) -> int | None:
+    """Parse ``<prefix><digits>__`` at the start of ``content``."""
+    digits = content[len(prefix) :].split("__", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _stream_head(keep: bool, chunked: bool = True) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        + (b"Transfer-Encoding: chunked\r\n" if chunked else b"")
+        + (b"" if keep else _CLOSE)
+        + b"\r\n"
+    )
+
+
+class FakeUpstream:
+    """Per-server state: configuration, precomputed bytes and counters."""
+
+    def __init__(self, models: list[str], token_gap_ms: float, tokens: int) -> None:
+        self.models = list(models)
+        self.gap_s = max(token_gap_ms, 0) / 1000.0
+        self.tokens = max(tokens, 0)
+        self.ids = itertools.count(1)
+        self.stats: dict[str, Any] = {}
+        self.reset_stats()
+        n = max(self.tokens, SLOW_TOKENS)
+        self.words = [f"tok{i}" for i in range(n)]
+        self.deltas = [_dumps({"content": f"tok{i} "}).encode() for i in range(n)]
+        listing = {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
+                for m in self.models
+            ],
+        }
+        self.static: dict[tuple[str, str], bytes] = {
+            ("GET", "/v1/models"): _dumps(listing).encode(),
+            ("GET", "/health"): b'{"status":"ok"}',
+        }
+
+    def reset_stats(self) -> None:
+        self.stats.update(
+            requests=0,
+            streams_started=0,
+            streams_completed=0,
+            streams_cancelled=0,
+            last_request=None,
+            last_headers={},
+            http_requests=0,
+        )
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve requests on one connection until close / error."""
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Handle one request; return True to keep the connection open."""
+        head = (await reader.readuntil(b"\r\n\r\n")).lstrip(b"\r\n")
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3:
+            writer.write(_error(400, "malformed request line", False))
+            return False
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        conn = headers.get("connection", "").lower()
+        keep = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+        if "transfer-encoding" in headers:
+            writer.write(_error(501, "chunked request bodies are not supported", False))
+            return False
+        length = int(headers.get("content-length") or 0)
+        if length and headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = await reader.readexactly(length) if length else b""
+        path = target.split("?", 1)[0]
+        self.stats["http_requests"] += 1
+        if method == "POST" and path == "/v1/chat/completions":
+            return await self._chat(reader, writer, headers, body, keep)
+        static = self.static.get((method, path))
+        if static is not None:
+            writer.write(_response(200, static, keep))
+        elif method == "GET" and path == "/_fake/stats":
+            writer.write(_response(200, _dumps(self.stats).encode(), keep))
+        elif method == "POST" and path == "/_fake/reset":
+            self.reset_stats()
+            writer.write(_response(200, b'{"status":"ok"}', keep))
+        else:
+            writer.write(_error(404, f"no route for {method} {path}", keep))
+        await writer.drain()
+        return keep
+
+    async def _chat(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
+        body: bytes,
+        keep: bool,
+    ) -> bool:
+        st = self.stats
+        st["requests"] += 1
+        try:
+            req = json.loads(body)
+        except ValueError as exc:
+            req = exc
+        if not isinstance(req, dict):
+            writer.write(_error(400, f"invalid JSON body: {req}", keep))
+            await writer.drain()
+            return keep
+        st["last_request"], st["last_headers"] = req, headers
+        model = req.get("model")
+        if not isinstance(model, str) or model not in self.models:
+            writer.write(
+                _error(404, f"model {model} not found", keep, param="model", code="model_not_found")
+            )
+            await writer.drain()
+            return keep
+        messages = req.get("messages")
+        messages = (
+            [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+        )
+        last = messages[-1].get("content") if messages else None
+        directive = last if isinstance(last, str) and last.startswith("__") else ""
+        stream = req.get("stream") is True
+        n, gap, text, finish, slow = self.tokens, self.gap_s, None, "stop", False
+        if directive.startswith("__status_") and (code := _directive_int(directive, "__status_")):
+            if 200 <= code <= 599:
+                etype = "server_error" if code >= 500 else "invalid_request_error"
+                writer.write(_error(code, f"fake upstream error {code}", keep, etype))
+                await writer.drain()
+                return keep
+        elif directive.startswith("__garbage__"):
+            if stream:
+                writer.write(_stream_head(False, chunked=False) + b"data: {not json}\n\n")
+                await writer.drain()
+                return False
+            writer.write(_response(200, b"this is not json", keep))
+            await writer.drain()
+            return keep
+        elif (
+            directive.startswith("__sleep_")
+            and (ms := _directive_int(directive, "__sleep_")) is not None
+        ):
+            await asyncio.sleep(ms / 1000.0)
+        elif directive.startswith("__drop__"):
+            return False
+        elif directive.startswith("__slow_stream__"):
+            n, gap, slow = SLOW_TOKENS, SLOW_GAP_S, True
+        elif directive.startswith("__echo__"):
+            text = _dumps(req)
+        max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
+        if (
+            not slow
+            and text is None
+            and isinstance(max_tokens, int)
+            and not isinstance(max_tokens, bool)
+            and max_tokens < n
+        ):
+            n, finish = max(max_tokens, 0), "length"
+        prompt = sum(
+            len(m["content"].split()) for m in messages if isinstance(m.get("content"), str)
+        )
+        completion = len(text.split()) if text is not None else n
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        cid, created = f"chatcmpl-fake{next(self.ids)}", int(time.time())
+        if stream:
+            deltas = [_dumps({"content": text}).encode()] if text is not None else self.deltas[:n]
+            include_usage = (
+                isinstance(req.get("stream_options"), dict)
+                and req["stream_options"].get("include_usage") is True
+            )
+            return await self._stream(
+                reader,
+                writer,
+                keep,
+                cid,
+                created,
+                model,
+                deltas,
+                gap,
+                finish,
+                usage if include_usage else None,
+            )
+        if slow:
+            await asyncio.sleep(n * gap)
+        payload = {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text if text is not None else " ".join(self.words[:n]),
+                    },
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": usage,
+        }
+        writer.write(_response(200, _dumps(payload).encode(), keep))
+        await writer.drain()
+        return keep
+
+    async def _stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keep: bool,
+        cid: str,
+        created: int,
+        model: str,
+        deltas: list[bytes],
+        gap: float,
+        finish: str,
+        usage: dict[str, int] | None,
+    ) -> bool:
+        """Write an SSE stream, one HTTP chunk per event, draining after each."""
+        prefix = (
+            'data: {"id":%s,"object":"chat.completion.chunk","created":%d,"model":%s,"choices":'
+            % (_dumps(cid), created, _dumps(model))
+        ).encode()
+
+        def event(delta: bytes, reason: bytes = b"null") -> bytes:
+            return (
+                prefix
+                + b'[{"index":0,"delta":'
+                + delta
+                + b',"logprobs":null,"finish_reason":'
+                + reason
+                + b"}]}\n\n"
+            )
+
+        async def send(data: bytes) -> None:
+            if reader.at_eof() or writer.is_closing():  # client went away
+                raise ConnectionResetError("client disconnected")
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            await writer.drain()
+
+        self.stats["streams_started"] += 1
+        try:
+            writer.write(_stream_head(keep))
+            await send(event(b'{"role":"assistant","content":""}'))
+            for i, delta in enumerate(deltas):
+                if gap > 0 and i:
+                    await asyncio.sleep(gap)
+                await send(event(delta))
+            await send(event(b"{}", _dumps(finish).encode()))
+            if usage is not None:
+                await send(prefix + b'[],"usage":' + _dumps(usage).encode() + b"}\n\n")
+            await send(b"data: [DONE]\n\n")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        except (ConnectionError, OSError):
+            self.stats["streams_cancelled"] += 1
+            return False
+        self.stats["streams_completed"] += 1
+        return keep
+
+
+async def serve(
+    host: str, port: int, models: list[str], token_gap_ms: float = 0.0, tokens: int = 8
+) -> asyncio.Server:
+    """Start the fake upstream; the returned server is already listening."""
+    fake = FakeUpstream(models, token_gap_ms, tokens)
+    server = await asyncio.start_server(fake.handle, host, port, limit=MAX_HEAD_BYTES, backlog=1024)
+    server.fake = fake  # type: ignore[attr-defined]  # in-process access to stats
+    return server
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Fake OpenAI-compatible upstream")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--model", default=None, help="model id (default fake-model)")
+    p.add_argument("--models", default=None, help="comma-separated model ids")
+    p.add_argument("--token-gap-ms", type=float, default=0.0)
+    p.add_argument("--tokens", type=int, default=8)
+    return p.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    if args.model and args.model not in models:
+        models.insert(0, args.model)
+    models = models or ["fake-model"]
+    server = await serve(args.host, args.port, models, args.token_gap_ms, args.tokens)
+    print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        asyncio.run(_run(_parse_args(argv)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
