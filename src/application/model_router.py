@@ -63,19 +63,21 @@ class ModelRouter:
         upstreams = list(self._upstreams.values())
         listed = await asyncio.gather(*(u.list_models() for u in upstreams), return_exceptions=True)
         catalog: dict[str, tuple[ModelCard, ChatModel]] = {}
-        answered = False
+        unreachable = []
         for upstream, cards in zip(upstreams, listed, strict=True):
             if isinstance(cards, UpstreamError):
-                # Keep what this upstream served before while it is unreachable.
-                for name, (card, owner) in self._catalog.items():
-                    if owner is upstream:
-                        catalog.setdefault(name, (card, owner))
-                continue
-            if isinstance(cards, BaseException):
+                unreachable.append(upstream)
+            elif isinstance(cards, BaseException):
                 raise cards
-            answered = True
-            for card in cards:
-                catalog.setdefault(card.id, (card, upstream))
+            else:
+                for card in cards:
+                    catalog.setdefault(card.id, (card, upstream))
+        answered = len(unreachable) < len(upstreams)
+        # An unreachable upstream keeps the models it served before, unless a reachable
+        # one serves the same name.
+        for name, (card, owner) in self._catalog.items():
+            if owner in unreachable:
+                catalog.setdefault(name, (card, owner))
         self._catalog = catalog
         # Retry soon when nobody answered; otherwise trust the lists for the TTL.
         self._expires = self._clock.monotonic() + (self._ttl if answered else 1.0)

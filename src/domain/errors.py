@@ -76,5 +76,25 @@ class UpstreamRejected(UpstreamError):
         self.status = status
 
 
+class BackendUnavailable(GatewayError):
+    """A retrieval backend (embedder, vector store, memory store) cannot answer."""
+
+    code = "backend_unavailable"
+
+
+class EmbeddingUnavailable(BackendUnavailable):
+    code = "embedding_unavailable"
+
+
+class IndexUnavailable(BackendUnavailable):
+    code = "index_unavailable"
+
+
+class NotFound(GatewayError):
+    """A resource (document, memory, key) the caller may see does not exist."""
+
+    code = "not_found"
+
+
 class ConfigurationError(GatewayError):
     """A setting is missing or malformed; the gateway refuses to start."""

@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_model: str = ""
     """Model for requests without one (and for the seed's ``llama-3.3-8b-instruct``).
     Empty: the embedded model, or the first model the upstream lists."""
-    model_map: dict[str, list[str]] = {}
+    model_map: dict[str, Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
     """JSON: model name → list of upstream base URLs. Empty: every model the upstreams
     list on their /v1/models is routed to them."""
     model_aliases: dict[str, str] = {}

@@ -38,6 +38,7 @@ def upstream(
         ("__status_502__", UpstreamUnavailable),
         ("__status_503__", UpstreamOverloaded),
         ("__status_429__", UpstreamOverloaded),
+        ("__status_401__", UpstreamUnavailable),
         ("__garbage__", UpstreamUnavailable),
         ("__drop__", UpstreamUnavailable),
         ("__sleep_3000__", UpstreamTimeout),

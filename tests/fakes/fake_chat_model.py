@@ -35,6 +35,14 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _usage_json(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -126,19 +134,19 @@ class FakeChatModel:
                     "finish_reason": finish,
                 }
             ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            "usage": _usage_json(usage),
         }
         return Completion(body=_dumps(payload), model=model, usage=usage)
 
     async def stream(self, body: Mapping[str, Any]) -> FakeChatStream:
         model = self._accept(body)
         words, finish, usage = self._answer(body)
-        head = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk"}
-        head |= {"created": CREATED, "model": model}
+        head: dict[str, Any] = {
+            "id": f"chatcmpl-fake{next(self._ids)}",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+        }
 
         def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
@@ -150,12 +158,7 @@ class FakeChatModel:
         options = body.get("stream_options")
         include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         if include_usage:
-            totals = {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            }
-            payloads.append(_dumps({**head, "choices": [], "usage": totals}))
+            payloads.append(_dumps({**head, "choices": [], "usage": _usage_json(usage)}))
         stream = FakeChatStream(model, payloads, usage if include_usage else None)
         self.streams.append(stream)
         return stream

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -315,8 +316,8 @@ class FakeUpstream:
     ) -> bool:
         """Write an SSE stream, one HTTP chunk per event, draining after each."""
         prefix = (
-            'data: {"id":%s,"object":"chat.completion.chunk","created":%d,"model":%s,"choices":'
-            % (_dumps(cid), created, _dumps(model))
+            f'data: {{"id":{_dumps(cid)},"object":"chat.completion.chunk",'
+            f'"created":{created},"model":{_dumps(model)},"choices":'
         ).encode()
 
         def event(delta: bytes, reason: bytes = b"null") -> bytes:
@@ -389,10 +390,8 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(_parse_args(argv)))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import (
+    BackendUnavailable,
     GatewayError,
     InvalidRequest,
     ModelNotFound,
+    NotFound,
     PermissionDenied,
     Unauthenticated,
     UpstreamOverloaded,
@@ -26,12 +28,14 @@ log = structlog.get_logger("gateway.http")
 # Most specific first: the first class an error is an instance of decides.
 _DOMAIN_STATUS: tuple[tuple[type[GatewayError], int, str], ...] = (
     (ModelNotFound, 404, "invalid_request_error"),
+    (NotFound, 404, "invalid_request_error"),
     (InvalidRequest, 400, "invalid_request_error"),
     (Unauthenticated, 401, "invalid_request_error"),
     (PermissionDenied, 403, "permission_error"),
     (UpstreamOverloaded, 503, "server_error"),
     (UpstreamTimeout, 504, "server_error"),
     (UpstreamUnavailable, 502, "server_error"),
+    (BackendUnavailable, 503, "server_error"),
 )
 
 _HTTP_CODES = {

@@ -195,6 +195,12 @@ class OpenAICompatibleChatModel:
         if status < 400:
             return
         message, param = _error_message(response)
+        if status in (401, 403):
+            # The gateway's own upstream credentials, not the client's: a gateway fault.
+            raise UpstreamUnavailable(
+                f"inference upstream {self.name} refused the gateway's credentials "
+                f"({status}); check MAX_SERVE_API_KEY"
+            )
         if status in (429, 503):
             raise UpstreamOverloaded(f"inference upstream {self.name} is overloaded: {message}")
         if status >= 500:
