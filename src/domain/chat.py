@@ -57,6 +57,8 @@ class Completion:
     body: bytes
     model: str
     usage: Usage | None
+    content: str | None = None  # the first choice's message
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,10 @@ class IndexUnavailable(BackendUnavailable):
     code = "index_unavailable"
 
 
+class MemoryUnavailable(BackendUnavailable):
+    code = "memory_unavailable"
+
+
 class NotFound(GatewayError):
     """A resource (document, memory, key) the caller may see does not exist."""
 

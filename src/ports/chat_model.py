@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from domain.chat import Completion, ModelCard
+from domain.chat import Completion, ModelCard, Usage
 from domain.health import ServiceHealth
 
 
@@ -15,6 +15,15 @@ class ChatStream(Protocol):
     framing, no ``[DONE]``). ``aclose()`` releases the upstream request at once."""
 
     model: str
+    usage: Usage | None  # known once the usage chunk has passed
+
+    @property
+    def content(self) -> str:
+        """The first choice's text streamed so far."""
+        ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 

@@ -21,9 +21,15 @@ def body(under_test: ChatModelUnderTest, **params: Any) -> dict[str, Any]:
 async def collect(under_test: ChatModelUnderTest, **params: Any) -> list[dict[str, Any]]:
     stream = await under_test.adapter.stream(body(under_test, stream=True, **params))
     try:
-        return [json.loads(payload) async for payload in stream]
+        chunks = [json.loads(payload) async for payload in stream]
     finally:
         await stream.aclose()
+    # The stream keeps what it relayed: the text and how it finished.
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert stream.content == text
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert stream.finish_reason == next(f for f in reversed(finishes) if f)
+    return chunks
 
 
 async def test_lists_the_model_it_serves(chat_model: ChatModelUnderTest) -> None:
@@ -49,6 +55,8 @@ async def test_completion_has_openai_shape(chat_model: ChatModelUnderTest) -> No
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert completion.usage is not None
     assert completion.usage.completion_tokens == usage["completion_tokens"]
+    assert completion.content == choice["message"]["content"]
+    assert completion.finish_reason == choice["finish_reason"]
 
 
 async def test_max_tokens_bounds_the_answer(chat_model: ChatModelUnderTest) -> None:

@@ -56,6 +56,8 @@ class FakeChatStream:
     def __init__(self, model: str, payloads: list[bytes], usage: Usage | None) -> None:
         self.model = model
         self.usage: Usage | None = None
+        self.content = ""
+        self.finish_reason: str | None = None
         self.closed = False
         self.yielded = 0
         self._payloads = payloads
@@ -70,6 +72,9 @@ class FakeChatStream:
                 if index == last and self._final_usage is not None:
                     self.usage = self._final_usage
                 self.yielded += 1
+                for choice in json.loads(payload)["choices"]:
+                    self.content += choice["delta"].get("content") or ""
+                    self.finish_reason = choice["finish_reason"] or self.finish_reason
                 yield payload
         finally:
             await self.aclose()
@@ -136,7 +141,13 @@ class FakeChatModel:
             ],
             "usage": _usage_json(usage),
         }
-        return Completion(body=_dumps(payload), model=model, usage=usage)
+        return Completion(
+            body=_dumps(payload),
+            model=model,
+            usage=usage,
+            content=" ".join(words),
+            finish_reason=finish,
+        )
 
     async def stream(self, body: Mapping[str, Any]) -> FakeChatStream:
         model = self._accept(body)

@@ -17,6 +17,7 @@ from domain.errors import (
     GatewayError,
     IndexUnavailable,
     InvalidRequest,
+    MemoryUnavailable,
     ModelNotFound,
     NotFound,
     PermissionDenied,
@@ -59,6 +60,7 @@ DOMAIN_CASES: list[tuple[GatewayError, tuple[int, str, str | None, str]]] = [
     (BackendUnavailable("down"), (503, "server_error", None, "backend_unavailable")),
     (EmbeddingUnavailable("down"), (503, "server_error", None, "embedding_unavailable")),
     (IndexUnavailable("down"), (503, "server_error", None, "index_unavailable")),
+    (MemoryUnavailable("down"), (503, "server_error", None, "memory_unavailable")),
     # Not client-facing on purpose: a 500 that does not echo the message.
     (ConfigurationError("API_KEYS missing"), (500, *INTERNAL[1:])),
     (UpstreamError("no subclass"), (500, *INTERNAL[1:])),

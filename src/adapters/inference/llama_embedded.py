@@ -141,6 +141,14 @@ class _UsageAddingStream:
             }
         )
 
+    @property
+    def content(self) -> str:
+        return self._inner.content
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._inner.finish_reason
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 

@@ -33,15 +33,35 @@ class _Usage(msgspec.Struct):
         return Usage(self.prompt_tokens, self.completion_tokens, self.total_tokens)
 
 
+class _Message(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    finish_reason: str | None = None
+
+
 class _CompletionHead(msgspec.Struct):
     """What the gateway reads of a completion; the rest is relayed untouched."""
 
-    choices: list[Any]
+    choices: list[_Choice]
     model: str = ""
     usage: _Usage | None = None
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
 class _ChunkHead(msgspec.Struct):
+    choices: list[_ChunkChoice] = []
     usage: _Usage | None = None
 
 
@@ -120,6 +140,8 @@ class _SSEChatStream:
     def __init__(self, response: httpx.Response, model: str, upstream: str, release: Any) -> None:
         self.model = model
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self._parts: list[str] = []
         self._response = response
         self._upstream = upstream
         self._release = release
@@ -137,9 +159,18 @@ class _SSEChatStream:
                         ) from exc
                     if head.usage is not None:
                         self.usage = head.usage.domain()
+                    for choice in head.choices:
+                        if choice.index == 0:
+                            if choice.delta is not None and choice.delta.content:
+                                self._parts.append(choice.delta.content)
+                            self.finish_reason = choice.finish_reason or self.finish_reason
                     yield payload
         finally:
             await self.aclose()
+
+    @property
+    def content(self) -> str:
+        return "".join(self._parts)
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -230,8 +261,13 @@ class OpenAICompatibleChatModel:
                 f"inference upstream {self.name} answered something that is not a chat completion"
             ) from exc
         usage = head.usage.domain() if head.usage else None
+        first = head.choices[0] if head.choices else None
         return Completion(
-            body=response.content, model=head.model or str(body["model"]), usage=usage
+            content=first.message.content if first and first.message else None,
+            finish_reason=first.finish_reason if first else None,
+            body=response.content,
+            model=head.model or str(body["model"]),
+            usage=usage,
         )
 
     async def stream(self, body: Mapping[str, Any]) -> _SSEChatStream:

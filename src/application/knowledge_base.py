@@ -1,0 +1,149 @@
+"""The knowledge base's use-cases: ingest, search, list and delete documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.documents import (
+    K_RANGE,
+    Chunk,
+    Document,
+    DocumentHit,
+    DocumentSummary,
+    Page,
+    Scope,
+    SearchMode,
+    SearchQuery,
+    document_id_for,
+)
+from domain.errors import InvalidRequest, NotFound, PermissionDenied
+from domain.principal import Capability, Principal
+from ports.document_index import DocumentIndex
+from ports.embedder import Embedder
+
+# (document id, text, count_tokens) → chunks; the domain's chunking, configured.
+Chunker = Callable[[str, str, Callable[[str], int]], list[Chunk]]
+GLOBAL_OWNER = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    source: str
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    scope: Scope = Scope.TENANT
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    id: str
+    source: str
+    chunk_count: int
+
+
+class KnowledgeBase:
+    """Documents belong to the tenant of the key that ingested them; ``global`` ones
+    (admin only) are visible to every tenant. A tenant never sees another's."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: DocumentIndex,
+        chunker: Chunker,
+        *,
+        max_document_chars: int = 2_000_000,
+        threshold: float | None = None,
+        mode: SearchMode = SearchMode.HYBRID,
+    ) -> None:
+        self._embedder = embedder
+        self._index = index
+        self._chunker = chunker
+        self._max_chars = max_document_chars
+        self._threshold = threshold
+        self._mode = mode
+
+    async def ingest(
+        self, principal: Principal, documents: Sequence[NewDocument]
+    ) -> list[Ingested]:
+        """Each document replaces an earlier one with the same source (and scope)."""
+        for number, new in enumerate(documents):
+            self._check(principal, new, f"documents[{number}]" if len(documents) > 1 else "")
+        results = []
+        for new in documents:
+            results.append(await self._ingest_one(principal, new))
+        return results
+
+    def _check(self, principal: Principal, new: NewDocument, where: str) -> None:
+        prefix = f"{where}." if where else ""
+        if not new.source.strip():
+            raise InvalidRequest("a document needs a non-empty `source`", param=f"{prefix}source")
+        if not new.text.strip():
+            raise InvalidRequest("the document is empty", param=f"{prefix}text")
+        if len(new.text) > self._max_chars:
+            raise InvalidRequest(
+                f"the document has {len(new.text)} characters; the limit is {self._max_chars}",
+                param=f"{prefix}text",
+            )
+        if new.scope is Scope.GLOBAL and not principal.may(Capability.WRITE_GLOBAL_DOCUMENTS):
+            raise PermissionDenied("only admin keys may ingest documents with scope `global`")
+
+    async def _ingest_one(self, principal: Principal, new: NewDocument) -> Ingested:
+        owner = GLOBAL_OWNER if new.scope is Scope.GLOBAL else principal.tenant
+        document = Document(
+            id=document_id_for(principal.tenant, new.scope, new.source),
+            tenant=owner,
+            source=new.source,
+            text=new.text,
+            scope=new.scope,
+            metadata=dict(new.metadata),
+        )
+        chunks = self._chunker(document.id, document.text, self._embedder.count_tokens)
+        if not chunks:
+            raise InvalidRequest("the document has no text to index", param="text")
+        vectors = await self._embedder.embed_documents([c.text for c in chunks])
+        await self._index.replace(document, chunks, vectors)
+        return Ingested(document.id, document.source, len(chunks))
+
+    async def search(
+        self,
+        principal: Principal,
+        query: str,
+        k: int,
+        filter: Mapping[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[DocumentHit]:
+        """What the chat would see for ``query``. ``vector``: the query's embedding,
+        when the caller already has it (it is computed once per chat turn)."""
+        if not query.strip():
+            raise InvalidRequest("the query is empty", param="query")
+        if not K_RANGE[0] <= k <= K_RANGE[1]:
+            raise InvalidRequest(f"k must be between {K_RANGE[0]} and {K_RANGE[1]}", param="k")
+        if vector is None:
+            vector = await self._embedder.embed_query(query)
+        return await self._index.search(
+            SearchQuery(
+                tenant=principal.tenant,
+                text=query,
+                vector=tuple(vector),
+                k=k,
+                threshold=self._threshold,
+                filter=dict(filter or {}),
+                mode=self._mode,
+            )
+        )
+
+    async def list(
+        self, principal: Principal, limit: int, after: str | None = None
+    ) -> Page[DocumentSummary]:
+        return await self._index.list_documents(principal.tenant, limit, after)
+
+    async def delete(self, principal: Principal, document_id: str) -> None:
+        if await self._index.delete(principal.tenant, document_id):
+            return
+        if principal.may(Capability.WRITE_GLOBAL_DOCUMENTS) and await self._index.delete(
+            GLOBAL_OWNER, document_id
+        ):
+            return
+        raise NotFound(f"no document {document_id!r}", param="id")

@@ -1,0 +1,165 @@
+"""Per-user memory: recall (with decay), remember (write-behind), manage, forget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from domain.documents import Page
+from domain.errors import BackendUnavailable, InvalidRequest, NotFound
+from domain.memory import MEMORY_LIMIT_RANGE, Memory, MemoryHit, MemoryTurn, new_memory_id
+from ports.clock import Clock
+from ports.embedder import Embedder
+from ports.memory_queue import MemoryQueue
+from ports.memory_store import MemoryStore
+
+log = logging.getLogger("gateway.memory")
+MAX_USER_ID = 256
+MAX_MEMORY_CHARS = 20_000
+
+
+def check_user_id(user_id: str) -> str:
+    """A user id is an opaque label: any text, but bounded and never blank."""
+    if not user_id.strip() or len(user_id) > MAX_USER_ID:
+        raise InvalidRequest(f"user_id must be 1 to {MAX_USER_ID} characters", param="user_id")
+    return user_id
+
+
+class Memories:
+    def __init__(
+        self, store: MemoryStore, queue: MemoryQueue, embedder: Embedder, clock: Clock
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._embedder = embedder
+        self._clock = clock
+
+    async def recall(
+        self,
+        tenant: str,
+        user_id: str,
+        query: str,
+        limit: int,
+        vector: Sequence[float] | None = None,
+    ) -> list[MemoryHit]:
+        if not MEMORY_LIMIT_RANGE[0] <= limit <= MEMORY_LIMIT_RANGE[1]:
+            raise InvalidRequest(
+                f"limit must be between {MEMORY_LIMIT_RANGE[0]} and {MEMORY_LIMIT_RANGE[1]}",
+                param="memory_limit",
+            )
+        if vector is None:
+            vector = await self._embedder.embed_query(query)
+        return await self._store.search(
+            tenant, check_user_id(user_id), query, list(vector), limit, self._clock.now()
+        )
+
+    async def remember(self, tenant: str, user_id: str, text: str) -> str:
+        """Queue ``text`` for storage and return its memory id at once; the background
+        writer embeds and stores it."""
+        turn = MemoryTurn(
+            memory_id=new_memory_id(),
+            tenant=tenant,
+            user_id=check_user_id(user_id),
+            text=text[:MAX_MEMORY_CHARS],
+            created_at=self._clock.now(),
+        )
+        await self._queue.put(turn)
+        return turn.memory_id
+
+    async def add_now(self, tenant: str, user_id: str, text: str) -> Memory:
+        """Store a memory synchronously (the management API's explicit add)."""
+        if not text.strip():
+            raise InvalidRequest("the memory text is empty", param="text")
+        memory = Memory(new_memory_id(), tenant, check_user_id(user_id), text, self._clock.now())
+        await self._store.add(memory, (await self._embedder.embed_documents([text]))[0])
+        return memory
+
+    async def list(
+        self, tenant: str, user_id: str, limit: int, after: str | None = None
+    ) -> Page[Memory]:
+        return await self._store.list_memories(tenant, check_user_id(user_id), limit, after)
+
+    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory:
+        memory = await self._store.get(tenant, check_user_id(user_id), memory_id)
+        if memory is None:
+            raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
+        return memory
+
+    async def update(self, tenant: str, user_id: str, memory_id: str, text: str) -> Memory:
+        if not text.strip():
+            raise InvalidRequest("the memory text is empty", param="text")
+        vector = (await self._embedder.embed_documents([text]))[0]
+        memory = await self._store.update(tenant, check_user_id(user_id), memory_id, text, vector)
+        if memory is None:
+            raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
+        return memory
+
+    async def delete(self, tenant: str, user_id: str, memory_id: str) -> None:
+        if not await self._store.delete(tenant, check_user_id(user_id), memory_id):
+            raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
+
+    async def forget(self, tenant: str, user_id: str) -> int:
+        return await self._store.forget(tenant, check_user_id(user_id))
+
+
+class MemoryWriter:
+    """Drains the queue: embeds each turn and stores it. A turn whose storage fails
+    goes back to the queue; nothing is dropped."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        queue: MemoryQueue,
+        embedder: Embedder,
+        *,
+        batch: int = 32,
+        wait_s: float = 0.5,
+        backoff_s: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._embedder = embedder
+        self._batch = batch
+        self._wait_s = wait_s
+        self._backoff_s = backoff_s
+        self.stored = 0
+
+    async def drain_once(self) -> int:
+        """Store what is queued now; returns how many turns were stored."""
+        items = await self._queue.take(self._batch, self._wait_s)
+        if not items:
+            return 0
+        try:
+            vectors = await self._embedder.embed_documents([turn.text for _, turn in items])
+        except BackendUnavailable:
+            for receipt, turn in items:
+                await self._queue.retry(receipt, turn)
+            raise
+        done = []
+        for (receipt, turn), vector in zip(items, vectors, strict=True):
+            memory = Memory(turn.memory_id, turn.tenant, turn.user_id, turn.text, turn.created_at)
+            try:
+                await self._store.add(memory, vector)
+            except BackendUnavailable:
+                await self._queue.retry(receipt, turn)
+                continue
+            done.append(receipt)
+        await self._queue.ack(done)
+        self.stored += len(done)
+        return len(done)
+
+    async def run(self) -> None:
+        """Until cancelled; backs off while a backend is down."""
+        while True:
+            try:
+                await self.drain_once()
+            except BackendUnavailable as exc:
+                log.warning("memory writer backing off: %s", exc.message)
+                await asyncio.sleep(self._backoff_s)
+
+    async def flush(self, timeout_s: float) -> None:
+        """Store everything queued now (graceful shutdown), within ``timeout_s``."""
+        async with asyncio.timeout(timeout_s):
+            while await self._queue.depth():
+                await self.drain_once()
