@@ -83,7 +83,10 @@ class ModelRouter:
         self._expires = self._clock.monotonic() + (self._ttl if answered else 1.0)
 
     async def models(self) -> list[ModelCard]:
-        return [card for card, _ in (await self._current()).values()]
+        catalog = await self._current()
+        if not catalog:
+            raise UpstreamUnavailable("no inference upstream is reachable to list its models")
+        return [card for card, _ in catalog.values()]
 
     async def route(self, requested: str | None) -> tuple[str, ChatModel]:
         catalog = await self._current()

@@ -11,10 +11,11 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.http.auth import BearerKeyAuthentication
 from adapters.http.controllers.chat_completions import ChatCompletionsController
+from adapters.http.controllers.docs import DOCS_HANDLERS
 from adapters.http.controllers.health import HealthController
 from adapters.http.controllers.metrics import MetricsController
 from adapters.http.controllers.models import ModelsController
@@ -68,6 +69,7 @@ def create_app(
             ModelsController,
             HealthController,
             MetricsController,
+            *DOCS_HANDLERS,
         ],
         dependencies={f.name: provider(f.name) for f in fields(Services)},
         middleware=[DefineMiddleware(BearerKeyAuthentication, keyring=keyring)],
@@ -81,8 +83,8 @@ def create_app(
                 "One entry point to LLM inference (OpenAI-compatible), per-user memory and "
                 "RAG. Authenticate with `Authorization: Bearer <key>`."
             ),
-            path="/",
-            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
         ),
         logging_config=None,
         debug=False,

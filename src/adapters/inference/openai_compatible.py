@@ -122,7 +122,7 @@ def _translated(upstream: str) -> Iterator[None]:
         raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
     except httpx.ConnectTimeout as exc:
         raise UpstreamUnavailable(
-            f"inference upstream {upstream} did not accept a connection"
+            f"inference upstream {upstream} is unreachable or closed the connection"
         ) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc

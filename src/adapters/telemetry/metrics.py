@@ -12,7 +12,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Litestar adds the charset to text/* itself.
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 

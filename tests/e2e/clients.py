@@ -1,0 +1,80 @@
+"""How the end-to-end suites talk to a gateway: keys, chat bodies, server-sent events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.conftest import GatewayProcess
+from tests.e2e.conftest import STANDARD_KEY
+
+CHAT_PATH = "/v1/chat/completions"
+DONE = "[DONE]"
+T = TypeVar("T")
+
+
+def bearer(key: str = STANDARD_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def api_client(
+    gateway: GatewayProcess, key: str | None = STANDARD_KEY, *, timeout: float = 30.0
+) -> httpx.Client:
+    """An httpx client for ``gateway``, sending ``key`` (none when ``None``)."""
+    headers = bearer(key) if key is not None else {}
+    return httpx.Client(base_url=gateway.url, headers=headers, timeout=timeout)
+
+
+def chat_body(content: str, **params: Any) -> dict[str, Any]:
+    """A chat completion request with one user message."""
+    return {"messages": [{"role": "user", "content": content}], **params}
+
+
+def post_chat(gateway: GatewayProcess, **request: Any) -> httpx.Response:
+    """POST /v1/chat/completions with the standard key; ``request`` goes to httpx."""
+    headers = {**bearer(), **request.pop("headers", {})}
+    timeout = request.pop("timeout", 30.0)
+    return httpx.post(f"{gateway.url}{CHAT_PATH}", headers=headers, timeout=timeout, **request)
+
+
+def sse_data(text: str) -> list[str]:
+    """The ``data`` of each event of a ``text/event-stream`` body, ``[DONE]`` included."""
+    return [line.removeprefix("data: ") for line in text.split("\n") if line.startswith("data: ")]
+
+
+def sse_chunks(text: str) -> list[dict[str, Any]]:
+    """The JSON payloads of an event stream, ``[DONE]`` left out."""
+    return [json.loads(data) for data in sse_data(text) if data != DONE]
+
+
+def eventually(probe: Callable[[], T | None], within_s: float = 10.0) -> T | None:
+    """Polls ``probe`` until it returns something truthy or ``within_s`` has passed."""
+    deadline = time.monotonic() + within_s
+    while True:
+        found = probe()
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
+def access_log_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:
+    """The gateway's per-request JSON log lines (the server's own lines left out)."""
+    lines = []
+    for line in gateway.log().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("event") == "request":
+                lines.append(entry)
+    return lines
+
+
+def logged_request(gateway: GatewayProcess, request_id: str) -> list[dict[str, Any]]:
+    """The access log lines of ``request_id``, once at least one is written."""
+    found = eventually(
+        lambda: [e for e in access_log_lines(gateway) if e["request_id"] == request_id]
+    )
+    return found or []
