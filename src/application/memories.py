@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from domain.documents import Page
-from domain.errors import BackendUnavailable, InvalidRequest, NotFound
+from domain.errors import InvalidRequest, NotFound
 from domain.memory import MEMORY_LIMIT_RANGE, Memory, MemoryHit, MemoryTurn, new_memory_id
 from ports.clock import Clock
 from ports.embedder import Embedder
@@ -67,11 +68,15 @@ class Memories:
         await self._queue.put(turn)
         return turn.memory_id
 
-    async def add_now(self, tenant: str, user_id: str, text: str) -> Memory:
+    async def add_now(
+        self, tenant: str, user_id: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> Memory:
         """Store a memory synchronously (the management API's explicit add)."""
         if not text.strip():
             raise InvalidRequest("the memory text is empty", param="text")
-        memory = Memory(new_memory_id(), tenant, check_user_id(user_id), text, self._clock.now())
+        memory = Memory(
+            new_memory_id(), tenant, check_user_id(user_id), text, self._clock.now(), metadata or {}
+        )
         await self._store.add(memory, (await self._embedder.embed_documents([text]))[0])
         return memory
 
@@ -124,38 +129,64 @@ class MemoryWriter:
         self._wait_s = wait_s
         self._backoff_s = backoff_s
         self.stored = 0
+        self.failures = 0
 
     async def drain_once(self) -> int:
-        """Store what is queued now; returns how many turns were stored."""
+        """Store what is queued now; returns how many turns were stored. A turn that
+        fails (embedding or storage) goes back to the queue; ``failures`` counts them."""
         items = await self._queue.take(self._batch, self._wait_s)
+        self.failures = 0
         if not items:
             return 0
-        try:
-            vectors = await self._embedder.embed_documents([turn.text for _, turn in items])
-        except BackendUnavailable:
-            for receipt, turn in items:
-                await self._queue.retry(receipt, turn)
-            raise
+        vectors = await self._embed([turn.text for _, turn in items])
         done = []
         for (receipt, turn), vector in zip(items, vectors, strict=True):
-            memory = Memory(turn.memory_id, turn.tenant, turn.user_id, turn.text, turn.created_at)
-            try:
-                await self._store.add(memory, vector)
-            except BackendUnavailable:
-                await self._queue.retry(receipt, turn)
-                continue
-            done.append(receipt)
+            if vector is not None:
+                memory = Memory(
+                    turn.memory_id, turn.tenant, turn.user_id, turn.text, turn.created_at
+                )
+                try:
+                    await self._store.add(memory, vector)
+                except Exception as exc:  # any failure: the turn is kept, not lost
+                    log.warning("storing memory %s failed: %s", turn.memory_id, exc)
+                else:
+                    done.append(receipt)
+                    continue
+            self.failures += 1
+            await self._queue.retry(receipt, turn)
         await self._queue.ack(done)
         self.stored += len(done)
         return len(done)
 
+    async def _embed(self, texts: list[str]) -> list[list[float] | None]:
+        """All at once; if that fails, one by one, so that one text the embedder
+        refuses does not hold back the others (None where a text failed)."""
+        try:
+            return list(await self._embedder.embed_documents(texts))
+        except Exception as exc:
+            if len(texts) == 1:
+                log.warning("embedding a memory failed: %s", exc)
+                return [None]
+        vectors: list[list[float] | None] = []
+        for text in texts:
+            try:
+                vectors.append((await self._embedder.embed_documents([text]))[0])
+            except Exception as exc:
+                log.warning("embedding a memory failed: %s", exc)
+                vectors.append(None)
+        return vectors
+
     async def run(self) -> None:
-        """Until cancelled; backs off while a backend is down."""
+        """Until cancelled; backs off while turns fail (a backend down) and survives
+        any error."""
         while True:
             try:
                 await self.drain_once()
-            except BackendUnavailable as exc:
-                log.warning("memory writer backing off: %s", exc.message)
+            except Exception as exc:
+                log.warning("memory writer: %s; retrying in %.1f s", exc, self._backoff_s)
+                await asyncio.sleep(self._backoff_s)
+                continue
+            if self.failures:
                 await asyncio.sleep(self._backoff_s)
 
     async def flush(self, timeout_s: float) -> None:
@@ -163,3 +194,5 @@ class MemoryWriter:
         async with asyncio.timeout(timeout_s):
             while await self._queue.depth():
                 await self.drain_once()
+                if self.failures:
+                    await asyncio.sleep(self._backoff_s)

@@ -311,4 +311,3 @@ class UnifiedChat:
             return metadata, done.usage
 
         return UnifiedStream(retrieved.context, upstream, finish)
-

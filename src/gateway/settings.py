@@ -30,9 +30,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_serve_api_key: str = ""
     """Bearer key sent to the inference upstream(s), if they need one."""
     qdrant_url: str = ""
-    """Qdrant server for vectors (later slices). Empty: embedded Qdrant Edge."""
+    """Qdrant server (or cluster) for documents and memories. Empty: embedded Qdrant Edge
+    shards under GATEWAY_DATA_DIR."""
+    qdrant_api_key: str = ""
+    """API key of the Qdrant server, if it needs one."""
     redis_url: str = ""
-    """Redis for shared queues, limits and keys (later slices). Empty: in process."""
+    """Redis for the durable memory queue (and, later, shared limits and keys). Empty:
+    in process (not durable across a crash; flushed on graceful shutdown)."""
+    embeddings_url: str = ""
+    """OpenAI-compatible /v1/embeddings server (MAX Serve, TEI, vLLM, Ollama). Empty: the
+    embedded all-MiniLM-L6-v2 (int8 ONNX)."""
+    embeddings_model: str = ""
+    """Model name sent to EMBEDDINGS_URL (e.g. nomic-embed-text)."""
+    embeddings_api_key: str = ""
+    """Bearer key sent to EMBEDDINGS_URL, if it needs one."""
 
     # --- GATEWAY_* --------------------------------------------------------------------
     env: Literal["development", "production"] = "development"
@@ -77,6 +88,36 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Requests waiting for the embedded model before 503s (it generates one at a time)."""
     embedded_startup_timeout_s: Seconds = 180.0
     """Longest wait for the embedded model server to load."""
+    embeddings_query_prefix: str = ""
+    """Prefix for query texts sent to EMBEDDINGS_URL (nomic-embed-text: "search_query: ")."""
+    embeddings_document_prefix: str = ""
+    """Prefix for document texts (nomic-embed-text: "search_document: ")."""
+    embeddings_batch: Positive = 64
+    """Texts per request to EMBEDDINGS_URL."""
+    embedder_threads: int = 0
+    """CPU threads of the embedded embedder (0: onnxruntime's choice)."""
+    rag_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    """Document retrieval: dense + BM25 fused by reciprocal rank, or one of them."""
+    rag_threshold: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.0
+    """Minimum cosine similarity of a retrieved chunk (0: no threshold)."""
+    chunk_tokens: Annotated[int, msgspec.Meta(ge=16, le=512)] = 200
+    """Chunk size, in the embedder's tokens."""
+    chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=256)] = 30
+    """Tokens shared by consecutive chunks."""
+    max_document_bytes: Positive = 10_485_760
+    """Largest /v1/documents request (413 above)."""
+    memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """A memory this old counts half as much as a new one equally relevant."""
+    memory_queue_size: Positive = 10_000
+    """Turns waiting for storage in the in-process queue before memory_stored: false."""
+    chat_budget_ms: Annotated[float, msgspec.Meta(ge=100, le=600_000)] = 3000.0
+    """Default end-to-end latency budget of /v1/chat (per request: latency_budget_ms)."""
+    chat_max_budget_ms: Annotated[float, msgspec.Meta(ge=100, le=600_000)] = 60_000.0
+    """Largest latency_budget_ms a request may ask for."""
+    retrieval_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
+    """Share of the budget that embedding + retrieval may use (generation gets the rest)."""
+    context_tokens: Positive = 1500
+    """Most tokens of retrieved context put before the model."""
 
     @property
     def production(self) -> bool:
@@ -100,10 +141,24 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         parts = []
         if self.embedded_inference:
             parts.append("the embedded model (set MAX_SERVE_URL)")
+        if not self.qdrant_url:
+            parts.append("Qdrant Edge shards (set QDRANT_URL)")
+        if not self.redis_url:
+            parts.append("the in-process memory queue (set REDIS_URL)")
         return parts
 
 
-SEED_NAMES = ("API_KEYS", "MAX_SERVE_URL", "MAX_SERVE_API_KEY", "QDRANT_URL", "REDIS_URL")
+SEED_NAMES = (
+    "API_KEYS",
+    "MAX_SERVE_URL",
+    "MAX_SERVE_API_KEY",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "REDIS_URL",
+    "EMBEDDINGS_URL",
+    "EMBEDDINGS_MODEL",
+    "EMBEDDINGS_API_KEY",
+)
 PREFIX = "GATEWAY_"
 # GATEWAY_* variables that belong to the clients, not to the server.
 CLIENT_NAMES = ("GATEWAY_URL", "GATEWAY_API_KEY")

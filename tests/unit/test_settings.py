@@ -165,5 +165,15 @@ def test_embedded_parts_name_the_embedded_model_without_an_upstream() -> None:
     assert any("MAX_SERVE_URL" in part for part in parts)
 
 
-def test_embedded_parts_are_empty_with_an_upstream() -> None:
-    assert settings(MAX_SERVE_URL="http://max:8000").embedded_parts() == []
+def test_embedded_parts_name_what_moves_each_out() -> None:
+    parts = settings(MAX_SERVE_URL="http://max:8000").embedded_parts()
+    assert not any("MAX_SERVE_URL" in part for part in parts)
+    assert any("QDRANT_URL" in part for part in parts)
+    assert any("REDIS_URL" in part for part in parts)
+
+
+def test_embedded_parts_are_empty_with_every_server() -> None:
+    configured = settings(
+        MAX_SERVE_URL="http://max:8000", QDRANT_URL="http://qdrant:6333", REDIS_URL="redis://r"
+    )
+    assert configured.embedded_parts() == []

@@ -66,8 +66,10 @@ class RequestObservability:
             route = route_of(scope)
             self._metrics.record(route, scope["method"], status, elapsed)
             user: Any = scope.get("user")
+            extra = scope["state"].get("log") or {}
             log.info(
                 "request",
+                **extra,
                 request_id=request_id.decode(),
                 method=scope["method"],
                 route=route,

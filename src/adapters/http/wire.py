@@ -139,3 +139,235 @@ class MetricsResponse(msgspec.Struct):
     auth_failures: int
     latency: LatencySummary
     routes: dict[str, RouteMetrics]
+    stages: dict[str, LatencySummary]
+
+
+# --- knowledge base -------------------------------------------------------------------
+Metadata = dict[str, str | int | float | bool | None]
+
+
+class DocumentIn(msgspec.Struct):
+    text: str
+    source: str
+    metadata: Metadata = {}
+    scope: Literal["tenant", "global"] = "tenant"
+
+
+class DocumentsIn(msgspec.Struct):
+    documents: Annotated[list[DocumentIn], msgspec.Meta(min_length=1, max_length=256)]
+
+
+class IngestedDocument(msgspec.Struct):
+    id: str
+    source: str
+    chunk_count: int
+    object: Literal["document"] = "document"
+
+
+class IngestedList(msgspec.Struct):
+    data: list[IngestedDocument]
+    object: Literal["list"] = "list"
+
+
+class DocumentOut(msgspec.Struct):
+    id: str
+    source: str
+    scope: Literal["tenant", "global"]
+    chunk_count: int
+    created_at: int
+    metadata: Metadata
+    object: Literal["document"] = "document"
+
+
+class DocumentPage(msgspec.Struct):
+    data: list[DocumentOut]
+    has_more: bool
+    object: Literal["list"] = "list"
+
+
+class Deleted(msgspec.Struct):
+    id: str
+    object: str
+    deleted: bool = True
+
+
+class RagSearchIn(msgspec.Struct):
+    query: Annotated[str, msgspec.Meta(min_length=1)]
+    k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    filter: Metadata = {}
+
+
+class DocumentHitOut(msgspec.Struct):
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class RagSearchOut(msgspec.Struct):
+    data: list[DocumentHitOut]
+    object: Literal["list"] = "list"
+
+
+class EmbeddingsIn(msgspec.Struct):
+    input: str | Annotated[list[str], msgspec.Meta(min_length=1)]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+
+class EmbeddingOut(msgspec.Struct):
+    index: int
+    embedding: list[float] | str
+    object: Literal["embedding"] = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsOut(msgspec.Struct):
+    data: list[EmbeddingOut]
+    model: str
+    usage: EmbeddingUsage
+    object: Literal["list"] = "list"
+
+
+# --- unified chat ---------------------------------------------------------------------
+Budget = Annotated[float, msgspec.Meta(ge=100, le=60_000)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class UnifiedMessage(msgspec.Struct):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
+
+
+class UnifiedChatIn(msgspec.Struct):
+    """The seed's ``/v1/chat`` request: field names, defaults and bounds as there."""
+
+    messages: Annotated[list[UnifiedMessage], msgspec.Meta(min_length=1)]
+    model: str = "llama-3.3-8b-instruct"
+    user_id: UserId | None = None
+    use_memory: bool = True
+    use_rag: bool = True
+    store_memory: bool = True
+    rag_k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    memory_limit: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    max_tokens: MaxTokens = 2048
+    temperature: Temperature = 0.7
+    top_p: TopP = 0.9
+    stream: bool = False
+    latency_budget_ms: Budget | None = None
+    rag_filter: Metadata = {}
+
+
+class MemoryContext(msgspec.Struct):
+    text: str
+    score: float
+    timestamp: str
+
+
+class Context(msgspec.Struct):
+    memories: list[MemoryContext]
+    rag_documents: list[DocumentHitOut]
+
+
+class Degraded(msgspec.Struct):
+    stage: str
+    reason: str
+
+
+class UnifiedMetadataOut(msgspec.Struct):
+    memory_retrieval_ms: float
+    rag_retrieval_ms: float
+    generation_ms: float
+    total_latency_ms: float
+    memories_retrieved: int
+    rag_documents_retrieved: int
+    memory_stored: bool
+    memory_id: str | None
+    degraded: list[Degraded]
+    embedding_ms: float
+    within_budget: bool
+    latency_budget_ms: float
+
+
+class UnifiedChoice(msgspec.Struct):
+    index: int
+    message: AssistantMessage
+    finish_reason: str | None
+
+
+class UnifiedChatOut(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[UnifiedChoice]
+    usage: Usage | None
+    context: Context
+    metadata: UnifiedMetadataOut
+    object: Literal["unified.chat.completion"] = "unified.chat.completion"
+
+
+class UnifiedContextEvent(msgspec.Struct):
+    context: Context
+    object: Literal["unified.chat.context"] = "unified.chat.context"
+
+
+class UnifiedMetadataEvent(msgspec.Struct):
+    metadata: UnifiedMetadataOut
+    usage: Usage | None
+    object: Literal["unified.chat.metadata"] = "unified.chat.metadata"
+
+
+# --- memories -------------------------------------------------------------------------
+class MemoryIn(msgspec.Struct):
+    user_id: UserId
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    metadata: Metadata = {}
+
+
+class MemoryUpdateIn(msgspec.Struct):
+    user_id: UserId
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+
+
+class MemoryOut(msgspec.Struct):
+    id: str
+    user_id: str
+    text: str
+    timestamp: str
+    metadata: dict[str, Any]
+    object: Literal["memory"] = "memory"
+
+
+class MemoryPage(msgspec.Struct):
+    data: list[MemoryOut]
+    has_more: bool
+    object: Literal["list"] = "list"
+
+
+class MemorySearchIn(msgspec.Struct):
+    user_id: UserId
+    query: Annotated[str, msgspec.Meta(min_length=1)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+
+
+class MemoryHitOut(msgspec.Struct):
+    id: str
+    text: str
+    score: float
+    similarity: float
+    timestamp: str
+
+
+class MemorySearchOut(msgspec.Struct):
+    data: list[MemoryHitOut]
+    object: Literal["list"] = "list"
+
+
+class Forgotten(msgspec.Struct):
+    user_id: str
+    deleted: int
+    object: Literal["memory.forget"] = "memory.forget"

@@ -67,6 +67,11 @@ class RequestMetrics:
             "Requests refused for a missing or wrong API key",
             registry=self.registry,
         )
+        self._stages = Histogram(
+            "gateway_stage_duration_seconds", "Time of each /v1/chat stage",
+            ["stage"], buckets=_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self._stage_windows: dict[str, deque[float]] = {}
         self._window = window
         self._routes: dict[str, _RouteWindow] = {}
         self._all: deque[float] = deque(maxlen=window)
@@ -93,6 +98,14 @@ class RequestMetrics:
             self._auth_failures.inc()
             self._auth_failure_count += 1
 
+    def record_stage(self, stage: str, seconds: float) -> None:
+        """A unified chat stage's time (embedding, memory_retrieval, ...)."""
+        self._stages.labels(stage).observe(seconds)
+        window = self._stage_windows.get(stage)
+        if window is None:
+            window = self._stage_windows[stage] = deque(maxlen=self._window)
+        window.append(seconds * 1000)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "uptime_s": round(time.monotonic() - self._started, 3),
@@ -107,6 +120,10 @@ class RequestMetrics:
                     "latency": summarize(list(w.latencies_ms)),
                 }
                 for route, w in sorted(self._routes.items())
+            },
+            "stages": {
+                stage: summarize(list(window))
+                for stage, window in sorted(self._stage_windows.items())
             },
         }
 
