@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
+# A real Modular MAX server (CPU) for the embedder contract suite, in its own venv.
+scripts/setup-max.sh
 # A private redis-server is started by the tests themselves, on a free port.
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
