@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,10 @@ class KnowledgeBase:
             scope=new.scope,
             metadata=dict(new.metadata),
         )
-        chunks = self._chunker(document.id, document.text, self._embedder.count_tokens)
+        # Chunking a large document is CPU work: off the event loop.
+        chunks = await asyncio.to_thread(
+            self._chunker, document.id, document.text, self._embedder.count_tokens
+        )
         if not chunks:
             raise InvalidRequest("the document has no text to index", param="text")
         vectors = await self._embedder.embed_documents([c.text for c in chunks])

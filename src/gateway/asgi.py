@@ -17,6 +17,7 @@ def build(settings: Settings) -> ASGIApp:
         keyring=container.keyring(),
         metrics=container.request_metrics(),
         max_body_bytes=settings.max_body_bytes,
+        max_document_bytes=settings.max_document_bytes,
         version=__version__,
     )
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,14 +26,29 @@ from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_
 from adapters.telemetry.metrics import RequestMetrics
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
+from application.embeddings import CreateEmbeddings
+from application.knowledge_base import KnowledgeBase
+from application.memories import Memories, MemoryWriter
 from application.model_router import ModelRouter
+from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
+from domain.chunking import chunk_text
+from domain.documents import SearchMode
+from domain.errors import BackendUnavailable, ConfigurationError
 from domain.keys import KeyRing
+from domain.memory import DecayPolicy
 from domain.routing import RoutingTable
 from gateway import __version__
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from ports.chat_model import ChatModel
+from ports.document_index import DocumentIndex
+from ports.embedder import Embedder
+from ports.health import HealthProbe
+from ports.memory_queue import MemoryQueue
+from ports.memory_store import MemoryStore
+
+log = logging.getLogger("gateway")
 
 
 async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -94,6 +113,134 @@ async def chat_models(
     ]
 
 
+async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Embedder]:
+    """The embedded MiniLM (ONNX), or EMBEDDINGS_URL."""
+    if not settings.embeddings_url:
+        from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
+
+        local = OnnxMiniLMEmbedder(intra_op_threads=settings.embedder_threads or 1)
+        try:
+            yield local
+        finally:
+            local.close()
+        return
+    from adapters.inference.openai_embedder import OpenAICompatibleEmbedder
+
+    remote = OpenAICompatibleEmbedder(
+        settings.embeddings_url,
+        client,
+        model=settings.embeddings_model,
+        api_key=settings.embeddings_api_key or None,
+        dimension=settings.embeddings_dimension or None,
+        query_prefix=settings.embeddings_query_prefix,
+        document_prefix=settings.embeddings_document_prefix,
+        batch_size=settings.embeddings_batch,
+    )
+    if not settings.embeddings_dimension:
+        try:
+            await remote.probe_dimension()
+        except BackendUnavailable as exc:
+            raise ConfigurationError(
+                f"cannot learn the vector size from EMBEDDINGS_URL ({exc.message}); start it "
+                "first or set GATEWAY_EMBEDDINGS_DIMENSION"
+            ) from None
+    yield remote
+
+
+async def qdrant_client(settings: Settings) -> AsyncIterator[Any]:
+    """QDRANT_URL's client, or None for the embedded Qdrant Edge shards."""
+    if not settings.qdrant_url:
+        yield None
+        return
+    from qdrant_client import AsyncQdrantClient
+
+    client = AsyncQdrantClient(
+        url=settings.qdrant_url, api_key=settings.qdrant_api_key or None, timeout=5
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def document_index(
+    settings: Settings, qdrant: Any, embedder: Embedder
+) -> AsyncIterator[DocumentIndex]:
+    if qdrant is not None:
+        from adapters.vector.qdrant_server_index import QdrantServerIndex
+
+        yield QdrantServerIndex(qdrant, embedder.dimension)
+        return
+    from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+
+    index = QdrantEdgeIndex(settings.data_path / "qdrant" / "documents", embedder.dimension)
+    try:
+        yield index
+    finally:
+        await index.close()
+
+
+async def memory_store(
+    settings: Settings, qdrant: Any, embedder: Embedder
+) -> AsyncIterator[MemoryStore]:
+    decay = DecayPolicy(half_life_s=settings.memory_half_life_days * 86_400)
+    if qdrant is not None:
+        from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+
+        yield QdrantServerMemoryStore(qdrant, embedder.dimension, decay=decay)
+        return
+    from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
+
+    store = QdrantEdgeMemoryStore(
+        settings.data_path / "qdrant" / "memories", embedder.dimension, decay=decay
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def memory_queue(settings: Settings) -> AsyncIterator[MemoryQueue]:
+    """A Redis stream (durable) with REDIS_URL, else an in-process queue."""
+    if not settings.redis_url:
+        from adapters.memory.in_process_queue import InProcessMemoryQueue
+
+        yield InProcessMemoryQueue(settings.memory_queue_size)
+        return
+    from redis.asyncio import Redis
+
+    from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
+
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        yield RedisStreamMemoryQueue(redis)
+    finally:
+        await redis.aclose()
+
+
+async def memory_writer(
+    store: MemoryStore, queue: MemoryQueue, embedder: Embedder
+) -> AsyncIterator[MemoryWriter]:
+    """The background writer: runs for the app's lifetime; at shutdown it stores what
+    is still queued (bounded) before the stores close."""
+    writer = MemoryWriter(store, queue, embedder)
+    task = asyncio.create_task(writer.run(), name="memory-writer")
+    try:
+        yield writer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await writer.flush(timeout_s=10)
+        except (TimeoutError, BackendUnavailable) as exc:
+            log.warning("memory queue not empty at shutdown (%r); the turns stay queued", exc)
+
+
+def health_probes(models: list[ChatModel], *others: HealthProbe) -> list[HealthProbe]:
+    return [*models, *others]
+
+
 def routing_table(settings: Settings) -> RoutingTable:
     default = settings.default_model or (
         EMBEDDED_MODEL_NAME if settings.embedded_inference else None
@@ -125,9 +272,48 @@ class Container(containers.DeclarativeContainer):
     http_client = providers.Resource(upstream_client, settings)
     chat_models = providers.Resource(chat_models, settings, http_client)
 
+    embedder = providers.Resource(embedder, settings, http_client)
+    qdrant_client = providers.Resource(qdrant_client, settings)
+    document_index = providers.Resource(document_index, settings, qdrant_client, embedder)
+    memory_store = providers.Resource(memory_store, settings, qdrant_client, embedder)
+    memory_queue = providers.Resource(memory_queue, settings)
+    memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, embedder)
+
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
     chat_completions = providers.Singleton(ChatCompletions, model_router)
-    check_health = providers.Singleton(CheckHealth, chat_models, __version__)
+    knowledge_base = providers.Singleton(
+        lambda s, e, i: KnowledgeBase(
+            e,
+            i,
+            functools.partial(
+                chunk_text, max_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap
+            ),
+            max_document_chars=s.max_document_bytes,
+            threshold=s.rag_threshold or None,
+            mode=SearchMode(s.rag_mode),
+        ),
+        settings,
+        embedder,
+        document_index,
+    )
+    memories = providers.Singleton(Memories, memory_store, memory_queue, embedder, clock)
+    create_embeddings = providers.Singleton(CreateEmbeddings, embedder)
+    unified_chat = providers.Singleton(
+        lambda s, c, e, kb, m, clock: UnifiedChat(
+            c, e, kb, m, clock,
+            ChatLimits(
+                default_budget_ms=s.chat_budget_ms,
+                max_budget_ms=s.chat_max_budget_ms,
+                retrieval_share=s.retrieval_share,
+                context_tokens=s.context_tokens,
+            ),
+        ),
+        settings, chat_completions, embedder, knowledge_base, memories, clock,
+    )  # fmt: skip
+    check_health = providers.Singleton(
+        lambda models, *probes: CheckHealth(health_probes(models, *probes), __version__),
+        chat_models, embedder, document_index, memory_store, memory_queue,
+    )  # fmt: skip
 
 
 async def _resolve(provider: Any) -> Any:
@@ -147,6 +333,10 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             model_router=await _resolve(container.model_router),
             check_health=await _resolve(container.check_health),
             request_metrics=await _resolve(container.request_metrics),
+            knowledge_base=await _resolve(container.knowledge_base),
+            memories=await _resolve(container.memories),
+            unified_chat=await _resolve(container.unified_chat),
+            create_embeddings=await _resolve(container.create_embeddings),
         )
     finally:
         stopped = container.shutdown_resources()

@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Prefix for query texts sent to EMBEDDINGS_URL (nomic-embed-text: "search_query: ")."""
     embeddings_document_prefix: str = ""
     """Prefix for document texts (nomic-embed-text: "search_document: ")."""
+    embeddings_dimension: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Vector size of EMBEDDINGS_MODEL (0: asked of EMBEDDINGS_URL at start)."""
     embeddings_batch: Positive = 64
     """Texts per request to EMBEDDINGS_URL."""
     embedder_threads: int = 0

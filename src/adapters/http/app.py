@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -16,15 +16,24 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from adapters.http.auth import BearerKeyAuthentication
 from adapters.http.controllers.chat_completions import ChatCompletionsController
 from adapters.http.controllers.docs import DOCS_HANDLERS
+from adapters.http.controllers.documents import DocumentsController
+from adapters.http.controllers.embeddings import EmbeddingsController
 from adapters.http.controllers.health import HealthController
+from adapters.http.controllers.memories import MemoriesController
 from adapters.http.controllers.metrics import MetricsController
 from adapters.http.controllers.models import ModelsController
+from adapters.http.controllers.rag import RagController
+from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import handle_exception
 from adapters.http.observability import ASGIApp, RequestObservability
 from adapters.telemetry.metrics import RequestMetrics
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
+from application.embeddings import CreateEmbeddings
+from application.knowledge_base import KnowledgeBase
+from application.memories import Memories
 from application.model_router import ModelRouter
+from application.unified_chat import UnifiedChat
 from domain.keys import KeyRing
 
 
@@ -37,6 +46,10 @@ class Services:
     model_router: ModelRouter
     check_health: CheckHealth
     request_metrics: RequestMetrics
+    knowledge_base: KnowledgeBase
+    memories: Memories
+    unified_chat: UnifiedChat
+    create_embeddings: CreateEmbeddings
 
 
 def create_app(
@@ -45,6 +58,7 @@ def create_app(
     keyring: KeyRing,
     metrics: RequestMetrics,
     max_body_bytes: int,
+    max_document_bytes: int,
     version: str,
 ) -> ASGIApp:
     """``services`` opens the gateway's resources for the app's lifetime and closes
@@ -66,7 +80,17 @@ def create_app(
     app = Litestar(
         route_handlers=[
             ChatCompletionsController,
+            UnifiedChatController,
             ModelsController,
+            EmbeddingsController,
+            RagController,
+            MemoriesController,
+            # Documents (file uploads) get a body limit of their own.
+            Router(
+                path="/",
+                route_handlers=[DocumentsController],
+                request_max_body_size=max_document_bytes,
+            ),
             HealthController,
             MetricsController,
             *DOCS_HANDLERS,

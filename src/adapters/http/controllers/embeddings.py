@@ -1,0 +1,49 @@
+"""``POST /v1/embeddings``: OpenAI-compatible, from the gateway's own embedder."""
+
+from __future__ import annotations
+
+import base64
+from array import array
+
+from litestar import Controller, post
+
+from adapters.http.auth import requires
+from adapters.http.content import json_body
+from adapters.http.openapi import error_responses
+from adapters.http.wire import EmbeddingOut, EmbeddingsIn, EmbeddingsOut, EmbeddingUsage
+from application.embeddings import CreateEmbeddings
+from domain.errors import ModelNotFound
+from domain.principal import Capability
+
+
+def _base64(vector: list[float]) -> str:
+    # OpenAI's base64 encoding: little-endian float32.
+    return base64.b64encode(array("f", vector).tobytes()).decode()
+
+
+class EmbeddingsController(Controller):
+    path = "/v1/embeddings"
+    tags = ["inference"]
+    guards = [requires(Capability.CHAT), json_body]
+
+    @post(
+        "",
+        status_code=200,
+        summary="Create embeddings (the model the gateway retrieves with)",
+        responses=error_responses(400, 401, 404, 415, 503),
+    )
+    async def create(
+        self, data: EmbeddingsIn, create_embeddings: CreateEmbeddings
+    ) -> EmbeddingsOut:
+        if data.model and data.model != create_embeddings.model:
+            raise ModelNotFound(data.model)
+        inputs = [data.input] if isinstance(data.input, str) else data.input
+        result = await create_embeddings(inputs)
+        encode = _base64 if data.encoding_format == "base64" else list
+        return EmbeddingsOut(
+            data=[EmbeddingOut(index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)],
+            model=result.model,
+            usage=EmbeddingUsage(
+                prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens
+            ),
+        )

@@ -1,0 +1,188 @@
+"""``POST /v1/chat``: memory + RAG + inference in one call (the seed's unified chat)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.response import Stream
+
+from adapters.http.auth import requires
+from adapters.http.content import json_body
+from adapters.http.openapi import error_responses
+from adapters.http.sse import SSE_HEADERS, event, first_chunk, relay
+from adapters.http.wire import (
+    AssistantMessage,
+    Context,
+    Degraded,
+    DocumentHitOut,
+    MemoryContext,
+    UnifiedChatIn,
+    UnifiedChatOut,
+    UnifiedChoice,
+    UnifiedContextEvent,
+    UnifiedMetadataEvent,
+    UnifiedMetadataOut,
+    Usage,
+)
+from adapters.telemetry.metrics import RequestMetrics
+from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
+from domain.chat import Usage as DomainUsage
+from domain.context import ContextBundle
+from domain.principal import Capability
+
+_encode = msgspec.json.Encoder().encode
+STAGES = ("embedding", "memory_retrieval", "rag_retrieval", "generation", "total_latency")
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def context_out(bundle: ContextBundle) -> Context:
+    return Context(
+        memories=[
+            MemoryContext(text=m.text, score=round(m.score, 4), timestamp=iso(m.timestamp))
+            for m in bundle.memories
+        ],
+        rag_documents=[
+            DocumentHitOut(text=d.text, score=round(d.score, 4), metadata=dict(d.metadata))
+            for d in bundle.documents
+        ],
+    )
+
+
+def metadata_out(m: UnifiedMetadata) -> UnifiedMetadataOut:
+    return UnifiedMetadataOut(
+        memory_retrieval_ms=m.memory_retrieval_ms,
+        rag_retrieval_ms=m.rag_retrieval_ms,
+        generation_ms=m.generation_ms,
+        total_latency_ms=m.total_latency_ms,
+        memories_retrieved=m.memories_retrieved,
+        rag_documents_retrieved=m.rag_documents_retrieved,
+        memory_stored=m.memory_stored,
+        memory_id=m.memory_id,
+        degraded=[Degraded(stage=d.stage, reason=d.reason) for d in m.degraded],
+        embedding_ms=m.embedding_ms,
+        within_budget=m.within_budget,
+        latency_budget_ms=m.latency_budget_ms,
+    )
+
+
+def usage_out(usage: DomainUsage | None) -> Usage | None:
+    if usage is None:
+        return None
+    return Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+
+
+def to_request(data: UnifiedChatIn) -> UnifiedChatRequest:
+    return UnifiedChatRequest(
+        messages=[(m.role, m.content) for m in data.messages],
+        model=data.model,
+        user_id=data.user_id,
+        use_memory=data.use_memory,
+        use_rag=data.use_rag,
+        store_memory=data.store_memory,
+        rag_k=data.rag_k,
+        memory_limit=data.memory_limit,
+        max_tokens=data.max_tokens,
+        temperature=data.temperature,
+        top_p=data.top_p,
+        latency_budget_ms=data.latency_budget_ms,
+        rag_filter=dict(data.rag_filter),
+    )
+
+
+def observe(request: Request[Any, Any, Any], metrics: RequestMetrics, m: UnifiedMetadata) -> None:
+    """Stage timings feed the metrics and the request's log line."""
+    timings = {
+        "embedding": m.embedding_ms,
+        "memory_retrieval": m.memory_retrieval_ms,
+        "rag_retrieval": m.rag_retrieval_ms,
+        "generation": m.generation_ms,
+        "total_latency": m.total_latency_ms,
+    }
+    for stage in STAGES:
+        metrics.record_stage(stage, timings[stage] / 1000)
+    request.scope.setdefault("state", {})["log"] = {
+        "stages_ms": timings,
+        "degraded": [d.stage for d in m.degraded],
+    }
+
+
+class UnifiedChatController(Controller):
+    path = "/v1/chat"
+    tags = ["unified chat"]
+    guards = [requires(Capability.CHAT), json_body]
+
+    @post(
+        "",
+        status_code=200,
+        summary="Chat with memory and RAG (the unified endpoint)",
+        description=(
+            "Retrieves the user's memories (with temporal decay) and relevant documents in "
+            "parallel within the latency budget, generates the answer, and queues the turn "
+            "as memory. A retrieval stage that fails or misses its deadline is skipped and "
+            "named in `metadata.degraded`. With `stream: true`: SSE events "
+            "`unified.chat.context`, then `chat.completion.chunk`s, then "
+            "`unified.chat.metadata`, then `[DONE]`."
+        ),
+        responses=error_responses(400, 401, 403, 404, 413, 415, 502, 503, 504),
+    )
+    async def chat(
+        self,
+        request: Request[Any, Any, Any],
+        data: UnifiedChatIn,
+        unified_chat: UnifiedChat,
+        request_metrics: RequestMetrics,
+    ) -> Response[UnifiedChatOut]:
+        if data.stream:
+            return await self._stream(request, data, unified_chat, request_metrics)  # type: ignore[return-value]
+        answer = await unified_chat.answer(request.user, to_request(data))
+        observe(request, request_metrics, answer.metadata)
+        return Response(
+            UnifiedChatOut(
+                id=answer.id,
+                created=answer.created,
+                model=answer.model,
+                choices=[
+                    UnifiedChoice(
+                        index=0,
+                        message=AssistantMessage(role="assistant", content=answer.content),
+                        finish_reason=answer.finish_reason,
+                    )
+                ],
+                usage=usage_out(answer.usage),
+                context=context_out(answer.context),
+                metadata=metadata_out(answer.metadata),
+            )
+        )
+
+    async def _stream(
+        self,
+        request: Request[Any, Any, Any],
+        data: UnifiedChatIn,
+        unified_chat: UnifiedChat,
+        metrics: RequestMetrics,
+    ) -> Stream:
+        stream = await unified_chat.stream(request.user, to_request(data))
+        chunks = stream.chunks()
+        first = await first_chunk(chunks, stream.aclose)
+
+        async def metadata_event() -> bytes:
+            metadata, usage = await stream.finish()
+            observe(request, metrics, metadata)
+            return event(
+                _encode(
+                    UnifiedMetadataEvent(metadata=metadata_out(metadata), usage=usage_out(usage))
+                )
+            )
+
+        context = event(_encode(UnifiedContextEvent(context=context_out(stream.context))))
+        return Stream(
+            relay(first, chunks, stream.aclose, before=context, after=metadata_event),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )

@@ -1,0 +1,210 @@
+"""UnifiedChat against fakes: retrieval under a budget, degradation, memory round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from application.chat_completions import ChatCompletions
+from application.knowledge_base import KnowledgeBase, NewDocument
+from application.memories import Memories, MemoryWriter
+from application.model_router import ModelRouter
+from application.unified_chat import ChatLimits, UnifiedChat, UnifiedChatRequest
+from domain.chunking import chunk_text
+from domain.errors import EmbeddingUnavailable, InvalidRequest, UpstreamUnavailable
+from domain.memory import MemoryHit
+from domain.principal import Principal, Tier
+from domain.routing import RoutingTable
+from tests.fakes.fake_chat_model import FakeChatModel
+from tests.fakes.fake_clock import FakeClock
+from tests.fakes.fake_document_index import FakeDocumentIndex
+from tests.fakes.fake_embedder import FakeEmbedder
+from tests.fakes.fake_memory_queue import FakeMemoryQueue
+from tests.fakes.fake_memory_store import FakeMemoryStore
+
+ALICE = Principal("key_a", Tier.DEVELOPER, "acme")
+OTHER_TENANT = Principal("key_b", Tier.DEVELOPER, "globex")
+
+
+class SlowMemoryStore(FakeMemoryStore):
+    delay_s = 0.0
+
+    async def search(self, *args: Any, **kwargs: Any) -> list[MemoryHit]:
+        await asyncio.sleep(self.delay_s)
+        return await super().search(*args, **kwargs)
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.model = FakeChatModel(models=("fake-model",))
+        self.embedder = FakeEmbedder()
+        self.index = FakeDocumentIndex()
+        self.store = SlowMemoryStore()
+        self.queue = FakeMemoryQueue()
+        router = ModelRouter([self.model], RoutingTable(default_model="fake-model"), self.clock)
+        self.knowledge_base = KnowledgeBase(self.embedder, self.index, chunk_text)
+        self.memories = Memories(self.store, self.queue, self.embedder, self.clock)
+        self.writer = MemoryWriter(self.store, self.queue, self.embedder, wait_s=0)
+        self.chat = UnifiedChat(
+            ChatCompletions(router), self.embedder, self.knowledge_base, self.memories,
+            self.clock, ChatLimits(default_budget_ms=3000, retrieval_share=0.25),
+        )  # fmt: skip
+
+    def prompt(self) -> str:
+        """Everything the model was last asked, as one text."""
+        return json.dumps(self.model.requests[-1]["messages"])
+
+
+@pytest.fixture
+async def world() -> World:
+    w = World()
+    await w.knowledge_base.ingest(
+        ALICE,
+        [
+            NewDocument("returns.md", "Orders can be returned within 30 days of delivery."),
+            NewDocument("warranty.md", "Product ZX-4471-Q has a lifetime warranty."),
+        ],
+    )
+    return w
+
+
+def ask(text: str, **params: Any) -> UnifiedChatRequest:
+    return UnifiedChatRequest(messages=[("user", text)], max_tokens=50, **params)
+
+
+async def test_without_user_id_no_memory_is_read_or_written(world: World) -> None:
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?"))
+
+    assert answer.content
+    assert answer.content.startswith("echo:")
+    assert answer.metadata.memory_stored is False
+    assert answer.metadata.memory_id is None
+    assert answer.metadata.memories_retrieved == 0
+    assert await world.queue.depth() == 0
+    assert answer.metadata.rag_documents_retrieved >= 1
+    assert answer.metadata.degraded == []
+    assert answer.id.startswith("unified-")
+
+
+async def test_the_query_is_embedded_once_for_both_retrievals(world: World) -> None:
+    before = len(world.embedder.calls)
+    await world.chat.answer(ALICE, ask("returned within days", user_id="alice"))
+    assert world.embedder.calls[before:] == [["returned within days"]]
+
+
+async def test_retrieved_context_reaches_the_model_as_a_system_message(world: World) -> None:
+    await world.chat.answer(ALICE, ask("Does ZX-4471-Q have a warranty?", rag_k=1))
+    messages = world.model.requests[-1]["messages"]
+    assert messages[0]["role"] == "system"
+    assert "lifetime warranty" in messages[0]["content"]
+    assert "<documents>" in messages[0]["content"]
+    assert messages[-1] == {"role": "user", "content": "Does ZX-4471-Q have a warranty?"}
+
+
+async def test_memory_round_trip_per_user_and_tenant(world: World) -> None:
+    first = await world.chat.answer(ALICE, ask("I live in Lyon and love cycling", user_id="alice"))
+    assert first.metadata.memory_stored is True
+    assert first.metadata.memory_id is not None
+    assert await world.writer.drain_once() == 1
+
+    later = await world.chat.answer(ALICE, ask("Where do I live?", user_id="alice", use_rag=False))
+    assert [m.id for m in later.context.memories][:1] == [first.metadata.memory_id]
+    assert "Lyon" in world.prompt()
+
+    stranger = await world.chat.answer(ALICE, ask("Where do I live?", user_id="bob", use_rag=False))
+    assert stranger.context.memories == ()
+    elsewhere = await world.chat.answer(
+        OTHER_TENANT, ask("Where do I live?", user_id="alice", use_rag=False)
+    )
+    assert elsewhere.context.memories == ()
+
+
+async def test_flags_turn_retrieval_and_storage_off(world: World) -> None:
+    answer = await world.chat.answer(
+        ALICE, ask("hello", user_id="alice", use_memory=False, use_rag=False, store_memory=False)
+    )
+    assert answer.context.memories == ()
+    assert answer.context.documents == ()
+    assert answer.metadata.memory_stored is False
+    assert await world.queue.depth() == 0
+    assert world.embedder.calls == [["Orders can be returned within 30 days of delivery."],
+                                    ["Product ZX-4471-Q has a lifetime warranty."]]  # fmt: skip
+
+
+async def test_memory_store_down_degrades_memory_only(world: World) -> None:
+    world.store.down = True
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?", user_id="alice"))
+    assert [d.stage for d in answer.metadata.degraded] == ["memory_retrieval"]
+    assert answer.metadata.rag_documents_retrieved >= 1
+    assert answer.content
+
+
+async def test_document_index_down_degrades_rag_only(world: World) -> None:
+    world.index.down = True
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?", user_id="alice"))
+    assert [d.stage for d in answer.metadata.degraded] == ["rag_retrieval"]
+    assert answer.content
+
+
+async def test_embedder_down_skips_both_retrievals_and_still_answers(world: World) -> None:
+    world.embedder.failure = EmbeddingUnavailable("embedder down")
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?", user_id="alice"))
+    stages = [d.stage for d in answer.metadata.degraded]
+    assert stages == ["embedding", "memory_retrieval", "rag_retrieval"]
+    assert answer.context.documents == ()
+    assert answer.content
+
+
+async def test_a_stage_missing_its_deadline_is_cancelled_and_named(world: World) -> None:
+    world.store.delay_s = 5.0
+    answer = await world.chat.answer(
+        ALICE, ask("Can orders be returned?", user_id="alice", latency_budget_ms=400)
+    )
+    degraded = {d.stage: d.reason for d in answer.metadata.degraded}
+    assert "deadline" in degraded["memory_retrieval"]
+    assert "rag_retrieval" not in degraded
+    assert answer.metadata.rag_documents_retrieved >= 1
+    assert answer.content
+
+
+async def test_queue_down_reports_memory_not_stored(world: World) -> None:
+    world.queue.down = True
+    answer = await world.chat.answer(ALICE, ask("remember this", user_id="alice"))
+    assert answer.metadata.memory_stored is False
+    assert answer.metadata.memory_id is None
+    assert [d.stage for d in answer.metadata.degraded] == ["memory_storage"]
+
+
+@pytest.mark.parametrize("budget", [10, 1_000_000])
+async def test_budget_out_of_range_names_the_field(world: World, budget: float) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        await world.chat.answer(ALICE, ask("hi", latency_budget_ms=budget))
+    assert raised.value.param == "latency_budget_ms"
+
+
+async def test_an_upstream_failure_stores_nothing(world: World) -> None:
+    world.model.failure = UpstreamUnavailable("down")
+    with pytest.raises(UpstreamUnavailable):
+        await world.chat.answer(ALICE, ask("hi", user_id="alice"))
+    assert await world.queue.depth() == 0
+
+
+async def test_stream_context_then_chunks_then_metadata(world: World) -> None:
+    stream = await world.chat.stream(ALICE, ask("Can orders be returned?", user_id="alice"))
+    assert stream.context.documents
+    chunks = [json.loads(c) async for c in stream.chunks()]
+    assert all(c["choices"] for c in chunks), "the usage-only chunk is not relayed"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    metadata, usage = await stream.finish()
+    assert text.startswith("echo:")
+    assert usage is not None
+    assert usage.completion_tokens == len(text.split())
+    assert metadata.memory_stored is True
+    assert metadata.generation_ms >= 0
+    assert await world.writer.drain_once() == 1
+    stored = await world.memories.list("acme", "alice", 10)
+    assert text in stored.data[0].text
