@@ -10,6 +10,7 @@ from litestar.response import Stream
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body
+from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.sse import SSE_HEADERS, first_chunk, relay
 from adapters.http.wire import ChatCompletion, ChatCompletionRequest
@@ -53,6 +54,6 @@ class ChatCompletionsController(Controller):
                 media_type="text/event-stream",
                 headers=SSE_HEADERS,
             )  # type: ignore[return-value]
-        completion = await chat_completions.complete(chat)
+        completion = await unless_disconnected(request, chat_completions.complete(chat))
         # The upstream's bytes, relayed as they are (the annotation documents their shape).
         return Response(content=completion.body, media_type="application/json")  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from litestar.response import Stream
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body
+from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.sse import SSE_HEADERS, event, first_chunk, relay
 from adapters.http.wire import (
@@ -140,7 +141,9 @@ class UnifiedChatController(Controller):
     ) -> Response[UnifiedChatOut]:
         if data.stream:
             return await self._stream(request, data, unified_chat, request_metrics)  # type: ignore[return-value]
-        answer = await unified_chat.answer(request.user, to_request(data))
+        answer = await unless_disconnected(
+            request, unified_chat.answer(request.user, to_request(data))
+        )
         observe(request, request_metrics, answer.metadata)
         return Response(
             UnifiedChatOut(
