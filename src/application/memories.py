@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.documents import Page
-from domain.errors import InvalidRequest, NotFound
+from domain.errors import BackendUnavailable, InvalidRequest, NotFound
 from domain.memory import MEMORY_LIMIT_RANGE, Memory, MemoryHit, MemoryTurn, new_memory_id
 from ports.clock import Clock
 from ports.embedder import Embedder
 from ports.memory_queue import MemoryQueue
 from ports.memory_store import MemoryStore
+from ports.recent_turns import RecentTurns
 
 log = logging.getLogger("gateway.memory")
 MAX_USER_ID = 256
@@ -29,12 +30,18 @@ def check_user_id(user_id: str) -> str:
 
 class Memories:
     def __init__(
-        self, store: MemoryStore, queue: MemoryQueue, embedder: Embedder, clock: Clock
+        self,
+        store: MemoryStore,
+        queue: MemoryQueue,
+        embedder: Embedder,
+        clock: Clock,
+        recent: RecentTurns | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._embedder = embedder
         self._clock = clock
+        self._recent = recent
 
     async def recall(
         self,
@@ -65,8 +72,20 @@ class Memories:
             text=text[:MAX_MEMORY_CHARS],
             created_at=self._clock.now(),
         )
+        if self._recent is not None:
+            # Short-term context first: a follow-up can use it before storage catches up.
+            try:
+                await self._recent.append(tenant, turn.user_id, turn.text)
+            except BackendUnavailable as exc:
+                log.warning("recent turns unavailable: %s", exc.message)
         await self._queue.put(turn)
         return turn.memory_id
+
+    async def recent(self, tenant: str, user_id: str, limit: int) -> list[str]:
+        """The user's newest turns (newest first), before long-term storage."""
+        if self._recent is None:
+            return []
+        return await self._recent.recent(tenant, check_user_id(user_id), limit)
 
     async def add_now(
         self, tenant: str, user_id: str, text: str, metadata: dict[str, Any] | None = None
@@ -104,8 +123,19 @@ class Memories:
         if not await self._store.delete(tenant, check_user_id(user_id), memory_id):
             raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
 
-    async def forget(self, tenant: str, user_id: str) -> int:
-        return await self._store.forget(tenant, check_user_id(user_id))
+    async def forget(self, tenant: str, user_id: str, drain_s: float = 5.0) -> int:
+        """Every memory of the user and their short-term context. Turns still queued for
+        storage are let through first (up to ``drain_s``), so that none is stored after
+        the user was forgotten."""
+        check_user_id(user_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
+        # The queue is another process's (Redis) or the writer's: polling its depth.
+        while await self._queue.depth() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self._recent is not None:
+            await self._recent.clear(tenant, user_id)
+        return await self._store.forget(tenant, user_id)
 
 
 class MemoryWriter:

@@ -96,6 +96,7 @@ class ChatLimits:
     max_budget_ms: float = 60_000
     retrieval_share: float = 0.25
     context_tokens: int = 1500
+    recent_turns: int = 6
 
 
 class UnifiedStream:
@@ -196,28 +197,37 @@ class UnifiedChat:
         async def nothing() -> list[Any]:
             return []
 
-        memory_work: Awaitable[list[MemoryHit]] = (
-            self._memories.recall(
-                principal.tenant, request.user_id or "", query, request.memory_limit, vector
+        async def remembered() -> tuple[list[MemoryHit], list[str]]:
+            user_id = request.user_id or ""
+            hits, recent = await asyncio.gather(
+                self._memories.recall(
+                    principal.tenant, user_id, query, request.memory_limit, vector
+                ),
+                self._memories.recent(principal.tenant, user_id, self._limits.recent_turns),
             )
-            if want_memory
-            else nothing()
-        )
+            return hits, recent
+
+        async def no_memories() -> tuple[list[MemoryHit], list[str]]:
+            return [], []
+
+        memory_work = remembered() if want_memory else no_memories()
         rag_work: Awaitable[list[DocumentHit]] = (
             self._knowledge_base.search(principal, query, request.rag_k, request.rag_filter, vector)
             if want_rag
             else nothing()
         )
-        (memories, memory_failed), (documents, rag_failed) = await asyncio.gather(
+        (memory_result, memory_failed), (documents, rag_failed) = await asyncio.gather(
             self._timed(budget, "memory_retrieval", memory_work, deadline),
             self._timed(budget, "rag_retrieval", rag_work, deadline),
         )
         degraded += [d for d in (memory_failed, rag_failed) if d is not None]
+        memories, recent = memory_result or ([], [])
         context = ContextBundle.build(
-            memories or [],
+            memories,
             documents or [],
             token_budget=self._limits.context_tokens,
             count_tokens=self._embedder.count_tokens,
+            recent=recent,
         )
         return Retrieved(context, degraded)
 

@@ -47,6 +47,7 @@ from ports.embedder import Embedder
 from ports.health import HealthProbe
 from ports.memory_queue import MemoryQueue
 from ports.memory_store import MemoryStore
+from ports.recent_turns import RecentTurns
 
 log = logging.getLogger("gateway")
 
@@ -200,22 +201,40 @@ async def memory_store(
         await store.close()
 
 
-async def memory_queue(settings: Settings) -> AsyncIterator[MemoryQueue]:
-    """A Redis stream (durable) with REDIS_URL, else an in-process queue."""
+async def redis_client(settings: Settings) -> AsyncIterator[Any]:
+    """REDIS_URL's client (shared by the queue, short-term context, limits and keys),
+    or None when everything stays in process."""
     if not settings.redis_url:
-        from adapters.memory.in_process_queue import InProcessMemoryQueue
-
-        yield InProcessMemoryQueue(settings.memory_queue_size)
+        yield None
         return
     from redis.asyncio import Redis
 
-    from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
-
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     try:
-        yield RedisStreamMemoryQueue(redis)
+        yield redis
     finally:
         await redis.aclose()
+
+
+def memory_queue(settings: Settings, redis: Any) -> MemoryQueue:
+    """A Redis stream (durable) with REDIS_URL, else an in-process queue."""
+    if redis is None:
+        from adapters.memory.in_process_queue import InProcessMemoryQueue
+
+        return InProcessMemoryQueue(settings.memory_queue_size)
+    from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
+
+    return RedisStreamMemoryQueue(redis)
+
+
+def recent_turns(settings: Settings, redis: Any) -> RecentTurns | None:
+    if not settings.recent_turns:
+        return None
+    from adapters.memory.recent_turns import InProcessRecentTurns, RedisRecentTurns
+
+    if redis is None:
+        return InProcessRecentTurns(settings.recent_turns, settings.recent_ttl_s)
+    return RedisRecentTurns(redis, turns=settings.recent_turns, ttl_s=settings.recent_ttl_s)
 
 
 async def memory_writer(
@@ -276,7 +295,9 @@ class Container(containers.DeclarativeContainer):
     qdrant_client = providers.Resource(qdrant_client, settings)
     document_index = providers.Resource(document_index, settings, qdrant_client, embedder)
     memory_store = providers.Resource(memory_store, settings, qdrant_client, embedder)
-    memory_queue = providers.Resource(memory_queue, settings)
+    redis_client = providers.Resource(redis_client, settings)
+    memory_queue = providers.Singleton(memory_queue, settings, redis_client)
+    recent_turns = providers.Singleton(recent_turns, settings, redis_client)
     memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, embedder)
 
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
@@ -296,7 +317,9 @@ class Container(containers.DeclarativeContainer):
         embedder,
         document_index,
     )
-    memories = providers.Singleton(Memories, memory_store, memory_queue, embedder, clock)
+    memories = providers.Singleton(
+        Memories, memory_store, memory_queue, embedder, clock, recent_turns
+    )
     create_embeddings = providers.Singleton(CreateEmbeddings, embedder)
     unified_chat = providers.Singleton(
         lambda s, c, e, kb, m, clock: UnifiedChat(
@@ -306,6 +329,7 @@ class Container(containers.DeclarativeContainer):
                 max_budget_ms=s.chat_max_budget_ms,
                 retrieval_share=s.retrieval_share,
                 context_tokens=s.context_tokens,
+                recent_turns=s.recent_turns,
             ),
         ),
         settings, chat_completions, embedder, knowledge_base, memories, clock,

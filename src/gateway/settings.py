@@ -110,6 +110,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Largest /v1/documents request (413 above)."""
     memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A memory this old counts half as much as a new one equally relevant."""
+    recent_turns: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6
+    """Latest turns of a user kept as short-term context (0: none)."""
+    recent_ttl_s: Seconds = 3600.0
+    """How long short-term context is kept after a user's last turn."""
     memory_queue_size: Positive = 10_000
     """Turns waiting for storage in the in-process queue before memory_stored: false."""
     chat_budget_ms: Annotated[float, msgspec.Meta(ge=100, le=600_000)] = 3000.0

@@ -208,3 +208,27 @@ async def test_stream_context_then_chunks_then_metadata(world: World) -> None:
     assert await world.writer.drain_once() == 1
     stored = await world.memories.list("acme", "alice", 10)
     assert text in stored.data[0].text
+
+
+async def test_a_follow_up_sees_the_recent_turn_before_it_is_stored() -> None:
+    from adapters.memory.recent_turns import InProcessRecentTurns
+
+    w = World()
+    w.memories = Memories(w.store, w.queue, w.embedder, w.clock, InProcessRecentTurns())
+    w.chat = UnifiedChat(
+        ChatCompletions(ModelRouter([w.model], RoutingTable("fake-model"), w.clock)),
+        w.embedder, w.knowledge_base, w.memories, w.clock, ChatLimits(),
+    )  # fmt: skip
+    await w.chat.answer(ALICE, ask("My booking code is QX-91", user_id="alice", use_rag=False))
+    # The writer has not run: long-term memory has nothing yet.
+    follow_up = await w.chat.answer(ALICE, ask("What is my code?", user_id="alice", use_rag=False))
+    assert follow_up.context.memories == ()
+    assert follow_up.context.recent
+    assert "QX-91" in follow_up.context.recent[0]
+    assert "QX-91" in w.prompt()
+
+    # The writer is not running here: forgetting waits briefly for the queue, then goes on.
+    assert await w.memories.forget("acme", "alice", drain_s=0.1) == 0
+    after = await w.chat.answer(ALICE, ask("What is my code?", user_id="alice", use_rag=False))
+    assert "QX-91" not in w.prompt()
+    assert after.context.recent == () or "QX-91" not in " ".join(after.context.recent)
