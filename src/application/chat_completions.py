@@ -1,24 +1,52 @@
-"""OpenAI-compatible chat completions through the routed upstream."""
+"""OpenAI-compatible chat completions through the routed upstream(s)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from application.model_router import ModelRouter
 from domain.chat import ChatRequest, Completion
-from ports.chat_model import ChatStream
+from domain.errors import UpstreamOverloaded, UpstreamUnavailable
+from ports.chat_model import ChatModel, ChatStream
+from ports.telemetry import Telemetry
+
+T = TypeVar("T")
 
 
 class ChatCompletions:
-    """Routes a request to its model's upstream and relays the answer untouched."""
+    """Routes a request to its model's upstreams and relays the answer untouched. When
+    several upstreams serve the model, one that is unreachable or overloaded before
+    answering is skipped for the next (failover); a timeout is not (the request may be
+    running there)."""
 
-    def __init__(self, router: ModelRouter) -> None:
+    def __init__(self, router: ModelRouter, telemetry: Telemetry | None = None) -> None:
         self._router = router
+        self._telemetry = telemetry
+
+    async def _first_answering(
+        self, model: str, upstreams: list[ChatModel], call: Callable[[ChatModel], Awaitable[T]]
+    ) -> T:
+        for number, upstream in enumerate(upstreams, 1):
+            try:
+                return await call(upstream)
+            except (UpstreamUnavailable, UpstreamOverloaded) as exc:
+                if number == len(upstreams):
+                    raise
+                if self._telemetry is not None:
+                    self._telemetry.event(
+                        "failover", model, from_upstream=upstream.name, reason=exc.message
+                    )
+        raise AssertionError("a model is routed to at least one upstream")
 
     async def complete(self, request: ChatRequest) -> Completion:
-        model, upstream = await self._router.route(request.model)
-        return await upstream.complete(request.routed_to(model))
+        model, upstreams = await self._router.route(request.model)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.complete(body))
 
     async def stream(self, request: ChatRequest) -> ChatStream:
-        """Returns once the upstream accepted the request: routing and upstream errors
+        """Returns once an upstream accepted the request: routing and upstream errors
         are raised here, before the client has been sent anything."""
-        model, upstream = await self._router.route(request.model)
-        return await upstream.stream(request.routed_to(model))
+        model, upstreams = await self._router.route(request.model)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.stream(body))

@@ -34,7 +34,7 @@ class ModelRouter:
         self._clock = clock
         self._ttl = cache_ttl_s
         self._lock = asyncio.Lock()
-        self._catalog: dict[str, tuple[ModelCard, ChatModel]] = {}
+        self._catalog: dict[str, tuple[ModelCard, list[ChatModel]]] = {}
         self._expires = float("-inf")
         if model_map:
             self._catalog = self._explicit(model_map)
@@ -42,15 +42,14 @@ class ModelRouter:
 
     def _explicit(
         self, model_map: Mapping[str, Sequence[str]]
-    ) -> dict[str, tuple[ModelCard, ChatModel]]:
+    ) -> dict[str, tuple[ModelCard, list[ChatModel]]]:
         catalog = {}
         for model, names in model_map.items():
-            # Several upstreams per model are accepted; the first serves for now.
-            upstream = self._upstreams[names[0]]
-            catalog[model] = (ModelCard(id=model, owned_by=upstream.name), upstream)
+            upstreams = [self._upstreams[name] for name in names]
+            catalog[model] = (ModelCard(id=model, owned_by=upstreams[0].name), upstreams)
         return catalog
 
-    async def _current(self) -> dict[str, tuple[ModelCard, ChatModel]]:
+    async def _current(self) -> dict[str, tuple[ModelCard, list[ChatModel]]]:
         if self._clock.monotonic() < self._expires:
             return self._catalog
         async with self._lock:
@@ -62,7 +61,7 @@ class ModelRouter:
     async def _discover(self) -> None:
         upstreams = list(self._upstreams.values())
         listed = await asyncio.gather(*(u.list_models() for u in upstreams), return_exceptions=True)
-        catalog: dict[str, tuple[ModelCard, ChatModel]] = {}
+        catalog: dict[str, tuple[ModelCard, list[ChatModel]]] = {}
         unreachable = []
         for upstream, cards in zip(upstreams, listed, strict=True):
             if isinstance(cards, UpstreamError):
@@ -71,13 +70,14 @@ class ModelRouter:
                 raise cards
             else:
                 for card in cards:
-                    catalog.setdefault(card.id, (card, upstream))
+                    catalog.setdefault(card.id, (card, []))[1].append(upstream)
         answered = len(unreachable) < len(upstreams)
-        # An unreachable upstream keeps the models it served before, unless a reachable
-        # one serves the same name.
-        for name, (card, owner) in self._catalog.items():
-            if owner in unreachable:
-                catalog.setdefault(name, (card, owner))
+        # An unreachable upstream keeps the models it served before, behind the
+        # reachable ones serving the same name.
+        for name, (card, owners) in self._catalog.items():
+            for owner in owners:
+                if owner in unreachable:
+                    catalog.setdefault(name, (card, []))[1].append(owner)
         self._catalog = catalog
         # Retry soon when nobody answered; otherwise trust the lists for the TTL.
         self._expires = self._clock.monotonic() + (self._ttl if answered else 1.0)
@@ -88,9 +88,15 @@ class ModelRouter:
             raise UpstreamUnavailable("no inference upstream is reachable to list its models")
         return [card for card, _ in catalog.values()]
 
-    async def route(self, requested: str | None) -> tuple[str, ChatModel]:
+    async def route(self, requested: str | None) -> tuple[str, list[ChatModel]]:
+        """The model, and the upstreams serving it in the order to try them: those
+        accepting requests first, fewest outstanding requests first (least-outstanding
+        balancing), configuration order between equals."""
         catalog = await self._current()
         if not catalog:
             raise UpstreamUnavailable("no inference upstream is reachable to list its models")
         model = self._table.resolve(requested, catalog.keys())
-        return model, catalog[model][1]
+        upstreams = catalog[model][1]
+        if len(upstreams) == 1:
+            return model, upstreams
+        return model, sorted(upstreams, key=lambda u: (not u.accepting, u.in_flight))

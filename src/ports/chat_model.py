@@ -42,6 +42,16 @@ class ChatModel(Protocol):
 
     name: str
 
+    @property
+    def in_flight(self) -> int:
+        """Requests outstanding on this upstream now (for least-outstanding balancing)."""
+        ...
+
+    @property
+    def accepting(self) -> bool:
+        """False while the upstream is known to be failing (its circuit is open)."""
+        ...
+
     async def complete(self, body: Mapping[str, Any]) -> Completion: ...
 
     async def stream(self, body: Mapping[str, Any]) -> ChatStream: ...

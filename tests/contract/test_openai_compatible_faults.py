@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from domain.circuit import CircuitBreaker, CircuitState
 from domain.errors import (
     UpstreamOverloaded,
     UpstreamRejected,
@@ -129,3 +130,70 @@ async def test_closing_a_stream_cancels_the_upstream_request(
             break
         await asyncio.sleep(0.05)
     assert fake_upstream.stats()["streams_cancelled"] > before  # type: ignore[operator]
+
+
+class RecordingTelemetry:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def event(self, name: str, target: str, **fields: object) -> None:
+        self.events.append((name, target))
+
+
+def requests_seen(fake_upstream: FakeUpstream) -> int:
+    return int(fake_upstream.stats()["requests"])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("directive", "sent"),
+    [("__status_502__", 3), ("__status_503__", 3), ("__status_429__", 3), ("__status_500__", 1)],
+)
+async def test_only_safe_failures_are_retried(
+    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient, directive: str, sent: int
+) -> None:
+    telemetry = RecordingTelemetry()
+    upstream = OpenAICompatibleChatModel(
+        fake_upstream.url, http_client, retries=2, telemetry=telemetry
+    )
+    before = requests_seen(fake_upstream)
+    with pytest.raises((UpstreamUnavailable, UpstreamOverloaded)):
+        await upstream.complete(ask(directive))
+    assert requests_seen(fake_upstream) - before == sent
+    assert [e for e, _ in telemetry.events].count("retry") == sent - 1
+
+
+async def test_a_refused_connection_is_retried_then_reported(
+    http_client: httpx.AsyncClient,
+) -> None:
+    telemetry = RecordingTelemetry()
+    dead = OpenAICompatibleChatModel(
+        f"http://127.0.0.1:{free_port()}", http_client, retries=2, telemetry=telemetry
+    )
+    with pytest.raises(UpstreamUnavailable):
+        await dead.complete(ask("hi"))
+    assert [e for e, _ in telemetry.events] == ["retry", "retry"]
+
+
+async def test_the_circuit_opens_refuses_and_closes_after_a_good_probe(
+    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+) -> None:
+    telemetry = RecordingTelemetry()
+    breaker = CircuitBreaker(failure_threshold=2, cooldown_s=0.3)
+    upstream = OpenAICompatibleChatModel(
+        fake_upstream.url, http_client, retries=0, breaker=breaker, telemetry=telemetry
+    )
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable):
+            await upstream.complete(ask("__status_500__"))
+    assert not upstream.accepting
+    before = requests_seen(fake_upstream)
+    with pytest.raises(UpstreamOverloaded, match="circuit is open"):
+        await upstream.complete(ask("hi"))
+    assert requests_seen(fake_upstream) == before, "refused without reaching the upstream"
+
+    await asyncio.sleep(0.35)
+    assert upstream.accepting
+    assert json.loads((await upstream.complete(ask("hi"))).body)["choices"]
+    assert breaker.state is CircuitState.CLOSED
+    names = [e for e, _ in telemetry.events]
+    assert names == ["circuit_open", "circuit_refused", "circuit_closed"]

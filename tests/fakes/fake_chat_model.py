@@ -101,6 +101,8 @@ class FakeChatModel:
         self.requests: list[Mapping[str, Any]] = []
         self.streams: list[FakeChatStream] = []
         self.list_models_calls = 0
+        self.in_flight = 0  # tests set it to steer least-outstanding balancing
+        self.accepting = True
         self._ids = itertools.count(1)
 
     def _accept(self, body: Mapping[str, Any]) -> str:

@@ -125,3 +125,45 @@ async def test_an_upstream_refusal_is_raised_by_stream_itself(
         await chat.stream(ChatRequest({**CLIENT_BODY, "stream": True}))
 
     assert upstream.streams == []
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, object]]] = []
+
+    def event(self, name: str, target: str, **fields: object) -> None:
+        self.seen.append((name, target, fields))
+
+
+async def test_fails_over_to_the_next_upstream_and_says_so() -> None:
+    from domain.errors import UpstreamOverloaded, UpstreamTimeout, UpstreamUnavailable
+    from domain.routing import RoutingTable
+    from tests.fakes.fake_clock import FakeClock
+
+    down = FakeChatModel(name="down", models=("m",))
+    up = FakeChatModel(name="up", models=("m",))
+    events = Events()
+    router = ModelRouter([down, up], RoutingTable(), FakeClock(), model_map={"m": ["down", "up"]})
+    chat = ChatCompletions(router, events)
+    body = ChatRequest({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+
+    down.failure = UpstreamUnavailable("refused")
+    assert (await chat.complete(body)).model == "m"
+    assert len(up.requests) == 1
+    assert events.seen == [("failover", "m", {"from_upstream": "down", "reason": "refused"})]
+
+    down.failure = UpstreamOverloaded("circuit open")
+    stream = await chat.stream(ChatRequest({**body.body, "stream": True}))
+    assert [p async for p in stream]
+    assert len(up.requests) == 2
+
+    # A timeout may mean the request runs there: not sent twice.
+    down.failure = UpstreamTimeout("slow")
+    with pytest.raises(UpstreamTimeout):
+        await chat.complete(body)
+    assert len(up.requests) == 2
+
+    up.failure = UpstreamUnavailable("also down")
+    down.failure = UpstreamUnavailable("refused")
+    with pytest.raises(UpstreamUnavailable, match="also down"):
+        await chat.complete(body)

@@ -39,14 +39,32 @@ def router(first: FakeChatModel, second: FakeChatModel, clock: FakeClock) -> Mod
 async def test_each_listed_model_routes_to_the_upstream_that_lists_it(
     router: ModelRouter, first: FakeChatModel, second: FakeChatModel
 ) -> None:
-    assert await router.route("m1") == ("m1", first)
-    assert await router.route("m2") == ("m2", second)
+    assert await router.route("m1") == ("m1", [first])
+    assert await router.route("m2") == ("m2", [second])
 
 
-async def test_a_model_listed_twice_goes_to_the_first_upstream(
-    router: ModelRouter, first: FakeChatModel
+async def test_a_model_listed_twice_is_served_by_both_first_listed_first(
+    router: ModelRouter, first: FakeChatModel, second: FakeChatModel
 ) -> None:
-    assert await router.route("shared") == ("shared", first)
+    assert await router.route("shared") == ("shared", [first, second])
+
+
+async def test_least_outstanding_and_accepting_upstreams_come_first(
+    router: ModelRouter, first: FakeChatModel, second: FakeChatModel
+) -> None:
+    first.in_flight = 3
+    assert (await router.route("shared"))[1] == [second, first]
+    second.accepting = False
+    assert (await router.route("shared"))[1] == [first, second]
+
+
+async def test_an_explicit_map_can_name_several_upstreams(
+    first: FakeChatModel, second: FakeChatModel, clock: FakeClock
+) -> None:
+    router = ModelRouter(
+        [first, second], RoutingTable(), clock, model_map={"m1": ["second", "first"]}
+    )
+    assert await router.route("m1") == ("m1", [second, first])
 
 
 async def test_models_lists_each_model_once_with_its_owner(router: ModelRouter) -> None:
@@ -75,7 +93,7 @@ async def test_lists_are_cached_until_the_ttl_then_refreshed(
     assert second.list_models_calls == 1
 
     clock.advance(0.1)
-    assert await router.route("m3") == ("m3", second)
+    assert await router.route("m3") == ("m3", [second])
     assert second.list_models_calls == 2
 
 
@@ -96,8 +114,8 @@ async def test_an_unreachable_upstream_keeps_its_last_known_models(
 
     clock.advance(TTL)
 
-    assert await router.route("m2") == ("m2", second)
-    assert await router.route("m-new") == ("m-new", first)
+    assert await router.route("m2") == ("m2", [second])
+    assert await router.route("m-new") == ("m-new", [first])
     assert second.list_models_calls == 2
 
 
@@ -122,7 +140,7 @@ async def test_after_nobody_answered_the_lists_are_retried_well_before_the_ttl(
     first.failure = second.failure = None
     clock.advance(1.0)
 
-    assert await router.route("m1") == ("m1", first)
+    assert await router.route("m1") == ("m1", [first])
 
 
 async def test_an_error_that_is_not_an_upstream_error_is_not_swallowed(
@@ -141,8 +159,8 @@ async def test_an_explicit_model_map_routes_only_the_mapped_models(
         [first, second], RoutingTable(), clock, model_map={"m2": ["second"], "shared": ["second"]}
     )
 
-    assert await router.route("m2") == ("m2", second)
-    assert await router.route("shared") == ("shared", second)
+    assert await router.route("m2") == ("m2", [second])
+    assert await router.route("shared") == ("shared", [second])
     with pytest.raises(ModelNotFound):
         await router.route("m1")
     assert [card.id for card in await router.models()] == ["m2", "shared"]
@@ -166,8 +184,8 @@ async def test_the_routing_table_applies_over_the_discovered_models(
     table = RoutingTable(default_model="m2", aliases={"gpt-4o": "m1"})
     router = ModelRouter([first, second], table, clock)
 
-    assert await router.route(None) == ("m2", second)
-    assert await router.route("gpt-4o") == ("m1", first)
+    assert await router.route(None) == ("m2", [second])
+    assert await router.route("gpt-4o") == ("m1", [first])
 
 
 async def test_a_reachable_upstream_takes_over_a_shared_model_from_a_dead_one() -> None:
@@ -175,9 +193,9 @@ async def test_a_reachable_upstream_takes_over_a_shared_model_from_a_dead_one() 
     second = FakeChatModel(name="second", models=("shared",))
     clock = FakeClock()
     router = ModelRouter([first, second], RoutingTable(), clock, cache_ttl_s=10)
-    assert (await router.route("shared"))[1] is first
+    assert (await router.route("shared"))[1][0] is first
 
     first.failure = UpstreamUnavailable("down")
     clock.advance(11)
 
-    assert (await router.route("shared"))[1] is second
+    assert (await router.route("shared"))[1][0] is second

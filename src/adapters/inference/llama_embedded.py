@@ -172,6 +172,14 @@ class EmbeddedLlamaChatModel:
             return _UsageAddingStream(stream, self._counter.count(body["messages"]))
         return stream
 
+    @property
+    def in_flight(self) -> int:
+        return self._inner.in_flight
+
+    @property
+    def accepting(self) -> bool:
+        return self._inner.accepting
+
     async def list_models(self) -> Sequence[ModelCard]:
         return await self._inner.list_models()
 

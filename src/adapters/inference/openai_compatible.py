@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 import msgspec
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from adapters.inference.sse import sse_data
 from domain.chat import Completion, ModelCard, Usage
+from domain.circuit import CircuitBreaker, CircuitState
 from domain.errors import (
     UpstreamOverloaded,
     UpstreamRejected,
@@ -22,6 +30,9 @@ from domain.errors import (
     UpstreamUnavailable,
 )
 from domain.health import ServiceHealth, Status
+from ports.telemetry import Telemetry
+
+T = TypeVar("T")
 
 
 class _Usage(msgspec.Struct):
@@ -113,6 +124,36 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None]:
     return str(body.detail)[:500] if body.detail else response.reason_phrase, None
 
 
+class RetryableUnavailable(UpstreamUnavailable):
+    """Safe to send again: the request never reached the upstream, or it answered
+    502 (so it did no work)."""
+
+
+class RetryableOverloaded(UpstreamOverloaded):
+    """The upstream answered 429/503, possibly saying when to come back."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    # The aiohttp transport maps every dropped connection to a connect error; only a
+    # failure to connect proves that the request was not sent.
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectionError):
+        return isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc, httpx.ConnectError)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
 @contextmanager
 def _translated(upstream: str) -> Iterator[None]:
     """httpx's errors become the port's (httpx's own map_httpcore_exceptions idea)."""
@@ -120,7 +161,11 @@ def _translated(upstream: str) -> Iterator[None]:
         yield
     except TimeoutError as exc:
         raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
-    except httpx.ConnectTimeout as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        if _never_sent(exc):
+            raise RetryableUnavailable(
+                f"inference upstream {upstream} refused the connection"
+            ) from exc
         raise UpstreamUnavailable(
             f"inference upstream {upstream} is unreachable or closed the connection"
         ) from exc
@@ -194,6 +239,10 @@ class OpenAICompatibleChatModel:
         api_key: str | None = None,
         max_in_flight: int | None = None,
         timeout_s: float = 120.0,
+        breaker: CircuitBreaker | None = None,
+        retries: int = 2,
+        retry_budget_s: float = 10.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._base = api_base(base_url)
         self.name = name or self._base
@@ -205,10 +254,75 @@ class OpenAICompatibleChatModel:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self._timeout = timeout_s
+        self._breaker = breaker
+        self._retries = retries
+        self._retry_budget_s = min(retry_budget_s, timeout_s)
+        self._telemetry = telemetry
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def accepting(self) -> bool:
+        """False while this upstream's circuit is open."""
+        return self._breaker is None or self._breaker.would_allow(time.monotonic())
+
+    def _event(self, name: str, **fields: object) -> None:
+        if self._telemetry is not None:
+            self._telemetry.event(name, self.name, **fields)
+
+    async def _resilient(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Retries only what is safe to send again (nothing streamed yet: the answer
+        has not started), honouring Retry-After, within the retry budget; the circuit
+        breaker refuses at once an upstream that keeps failing."""
+        breaker = self._breaker
+        if breaker is not None and not breaker.allows(time.monotonic()):
+            self._event("circuit_refused")
+            raise UpstreamOverloaded(
+                f"inference upstream {self.name} is failing; its circuit is open, "
+                f"retry in {breaker.cooldown_s:.0f} s"
+            )
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            backoff: float = min(0.1 * 2.0 ** (state.attempt_number - 1), 2.0)
+            asked: float = float(getattr(error, "retry_after_s", None) or 0.0)
+            return max(backoff, asked)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self._event("retry", attempt=state.attempt_number, reason=str(error))
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, RetryableUnavailable | RetryableOverloaded)
+            ),
+            stop=stop_after_attempt(self._retries + 1) | stop_before_delay(self._retry_budget_s),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            # tenacity awaits coroutine functions only (not a lambda returning one).
+            async def once() -> T:
+                return await attempt()
+
+            result: T = await retrying(once)
+        except (UpstreamUnavailable, UpstreamTimeout, RetryableOverloaded) as exc:
+            if breaker is not None:
+                was = breaker.state
+                if breaker.record_failure(time.monotonic()) is CircuitState.OPEN and (
+                    was is not CircuitState.OPEN
+                ):
+                    self._event("circuit_open", reason=str(exc))
+            raise
+        if breaker is not None and breaker.state is not CircuitState.CLOSED:
+            breaker.record_success()
+            self._event("circuit_closed")
+        elif breaker is not None:
+            breaker.record_success()
+        return result
 
     def _acquire(self) -> None:
         if self._max_in_flight is not None and self._in_flight >= self._max_in_flight:
@@ -233,13 +347,25 @@ class OpenAICompatibleChatModel:
                 f"({status}); check MAX_SERVE_API_KEY"
             )
         if status in (429, 503):
-            raise UpstreamOverloaded(f"inference upstream {self.name} is overloaded: {message}")
+            raise RetryableOverloaded(
+                f"inference upstream {self.name} is overloaded: {message}",
+                _retry_after(response),
+            )
+        if status == 502:
+            raise RetryableUnavailable(f"inference upstream {self.name} failed with status 502")
         if status >= 500:
             # Its text is not relayed: a server error's message may hold a traceback.
             raise UpstreamUnavailable(f"inference upstream {self.name} failed with status {status}")
         raise UpstreamRejected(message, status=status, param=param)
 
     async def complete(self, body: Mapping[str, Any]) -> Completion:
+        return await self._resilient(lambda: self._complete_once(body))
+
+    async def stream(self, body: Mapping[str, Any]) -> _SSEChatStream:
+        """Returns once the upstream accepted the request (retries happen before)."""
+        return await self._resilient(lambda: self._stream_once(body))
+
+    async def _complete_once(self, body: Mapping[str, Any]) -> Completion:
         self._acquire()
         try:
             # httpx's timeouts bound each read; this bounds the whole answer.
@@ -270,7 +396,7 @@ class OpenAICompatibleChatModel:
             usage=usage,
         )
 
-    async def stream(self, body: Mapping[str, Any]) -> _SSEChatStream:
+    async def _stream_once(self, body: Mapping[str, Any]) -> _SSEChatStream:
         self._acquire()
         try:
             request = self._client.build_request(
