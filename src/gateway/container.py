@@ -33,6 +33,7 @@ from application.model_router import ModelRouter
 from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
 from domain.chunking import chunk_text
+from domain.circuit import CircuitBreaker
 from domain.documents import SearchMode
 from domain.errors import BackendUnavailable, ConfigurationError
 from domain.keys import KeyRing
@@ -66,8 +67,17 @@ async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient
         await client.aclose()
 
 
+def resilience(settings: Settings, telemetry: RequestMetrics) -> dict[str, Any]:
+    """Retry and circuit-breaker options for one upstream adapter."""
+    return {
+        "breaker": CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown_s),
+        "retries": settings.upstream_retries,
+        "telemetry": telemetry,
+    }
+
+
 async def chat_models(
-    settings: Settings, client: httpx.AsyncClient
+    settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
 ) -> AsyncIterator[list[ChatModel]]:
     """The embedded model (a supervised llama.cpp server) or the configured upstreams."""
     if settings.embedded_inference:
@@ -92,6 +102,7 @@ async def chat_models(
                 health_name="embedded_model",
                 max_in_flight=settings.embedded_queue,
                 timeout_s=settings.upstream_timeout_s,
+                **resilience(settings, telemetry),
             )
             yield [EmbeddedLlamaChatModel(inner, LlamaPromptCounter(model_path))]
         finally:
@@ -109,6 +120,7 @@ async def chat_models(
             health_name="max_serve" if i == 0 else f"max_serve_{i + 1}",
             api_key=settings.max_serve_api_key or None,
             timeout_s=settings.upstream_timeout_s,
+            **resilience(settings, telemetry),
         )
         for i, url in enumerate(urls)
     ]
@@ -289,7 +301,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     http_client = providers.Resource(upstream_client, settings)
-    chat_models = providers.Resource(chat_models, settings, http_client)
+    chat_models = providers.Resource(chat_models, settings, http_client, request_metrics)
 
     embedder = providers.Resource(embedder, settings, http_client)
     qdrant_client = providers.Resource(qdrant_client, settings)
@@ -301,7 +313,7 @@ class Container(containers.DeclarativeContainer):
     memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, embedder)
 
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
-    chat_completions = providers.Singleton(ChatCompletions, model_router)
+    chat_completions = providers.Singleton(ChatCompletions, model_router, request_metrics)
     knowledge_base = providers.Singleton(
         lambda s, e, i: KnowledgeBase(
             e,

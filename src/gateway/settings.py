@@ -66,6 +66,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Longest wait for an inference answer (or between two streamed chunks): 504."""
     upstream_connect_timeout_s: Seconds = 5.0
     """Longest wait to connect to an inference upstream: 502."""
+    upstream_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    """Retries of a request an upstream refused or answered 429/502/503 (never after
+    it started answering)."""
+    circuit_failures: Positive = 5
+    """Consecutive failures that open an upstream's circuit (refused at once)."""
+    circuit_cooldown_s: Seconds = 10.0
+    """How long an open circuit refuses before letting a probe through."""
     upstream_max_connections: Positive = 512
     """Connection pool size to the inference upstreams."""
     default_model: str = ""

@@ -9,10 +9,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Litestar adds the charset to text/* itself.
+events_log = structlog.get_logger("gateway.upstream")
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -71,6 +73,10 @@ class RequestMetrics:
             "gateway_stage_duration_seconds", "Time of each /v1/chat stage",
             ["stage"], buckets=_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self._events = Counter(
+            "gateway_upstream_events", "Retries, failovers and circuit changes per target",
+            ["event", "target"], registry=self.registry,
+        )  # fmt: skip
         self._stage_windows: dict[str, deque[float]] = {}
         self._window = window
         self._routes: dict[str, _RouteWindow] = {}
@@ -97,6 +103,12 @@ class RequestMetrics:
         if status == 401:
             self._auth_failures.inc()
             self._auth_failure_count += 1
+
+    def event(self, name: str, target: str, **fields: object) -> None:
+        """An operational decision (retry, failover, circuit open/closed): counted, and
+        logged with its fields. ``target`` is an upstream URL or a model name."""
+        self._events.labels(name, target).inc()
+        events_log.warning(name, target=target, **fields)
 
     def record_stage(self, stage: str, seconds: float) -> None:
         """A unified chat stage's time (embedding, memory_retrieval, ...)."""
