@@ -17,8 +17,5 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
-echo "== lint";      .venv/bin/ruff check src tests bench
-echo "== format";    .venv/bin/ruff format --check src tests bench
-echo "== layering";  .venv/bin/lint-imports
-echo "== types";     .venv/bin/mypy
+echo "== lint, format, layering, types"; make --no-print-directory lint
 echo "== tests";     .venv/bin/python -m pytest tests "$@"

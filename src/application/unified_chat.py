@@ -197,15 +197,24 @@ class UnifiedChat:
         async def nothing() -> list[Any]:
             return []
 
+        async def recent_turns(user_id: str) -> list[str]:
+            # Short-term context failing (Redis down) must not cost the long-term hits.
+            try:
+                return await self._memories.recent(
+                    principal.tenant, user_id, self._limits.recent_turns
+                )
+            except BackendUnavailable as exc:
+                degraded.append(Degradation("short_term_context", exc.message))
+                return []
+
         async def remembered() -> tuple[list[MemoryHit], list[str]]:
             user_id = request.user_id or ""
-            hits, recent = await asyncio.gather(
+            return await asyncio.gather(
                 self._memories.recall(
                     principal.tenant, user_id, query, request.memory_limit, vector
                 ),
-                self._memories.recent(principal.tenant, user_id, self._limits.recent_turns),
+                recent_turns(user_id),
             )
-            return hits, recent
 
         async def no_memories() -> tuple[list[MemoryHit], list[str]]:
             return [], []

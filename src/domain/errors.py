@@ -100,5 +100,21 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class RateLimited(GatewayError):
+    """Over the key's per-minute limits; ``admission`` says when to come back."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, admission: object) -> None:
+        super().__init__(message)
+        self.admission = admission
+
+
+class QuotaExceeded(GatewayError):
+    """The key's token quota for the period is spent."""
+
+    code = "quota_exceeded"
+
+
 class ConfigurationError(GatewayError):
     """A setting is missing or malformed; the gateway refuses to start."""

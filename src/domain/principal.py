@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from domain.limits import KeyPolicy
+
 
 class Tier(IntEnum):
     """Tiers are ordered: each one may do everything the tiers below it may."""
@@ -53,6 +55,8 @@ class Principal:
     key_id: str
     tier: Tier
     tenant: str = DEFAULT_TENANT
+    # A managed key's own policy (None: the tier's defaults; keys from API_KEYS).
+    policy: KeyPolicy | None = None
 
     def may(self, capability: Capability) -> bool:
         return self.tier >= capability.minimum_tier

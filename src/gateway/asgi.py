@@ -14,7 +14,6 @@ def build(settings: Settings) -> ASGIApp:
     container = Container(settings=settings)
     return create_http_app(
         services=lambda: open_services(container),
-        keyring=container.keyring(),
         metrics=container.request_metrics(),
         max_body_bytes=settings.max_body_bytes,
         max_document_bytes=settings.max_document_bytes,

@@ -1,8 +1,10 @@
-"""``gateway`` command line: ``gateway serve`` starts the HTTP server."""
+"""``gateway`` command line: ``gateway serve`` starts the HTTP server; ``gateway ingest``
+sends files to a running one."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from domain.errors import ConfigurationError
 from domain.keys import KeyRing
+from gateway import ingest
 from gateway.settings import Settings, load_settings
 
 
@@ -25,12 +28,23 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("json", "console"), default=defaults.log_format)
     serve.add_argument("--ssl-certfile", help="PEM certificate: serve HTTPS")
     serve.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+    ingest.add_parser(commands)
     return parser
 
 
 def check_startable(settings: Settings, workers: int) -> None:
     """Refuse early, in the parent process, what every worker would refuse."""
     KeyRing.from_config(settings.api_keys, production=settings.production)
+    local_parts = [
+        ("llama_cpp", settings.embedded_inference, "the embedded model", "MAX_SERVE_URL"),
+        ("onnxruntime", not settings.embeddings_url, "the embedded embedder", "EMBEDDINGS_URL"),
+    ]
+    for module, needed, part, setting in local_parts:
+        if needed and importlib.util.find_spec(module) is None:
+            raise ConfigurationError(
+                f"{part} needs the local-model packages (pip install 'ai-gateway[local]'); "
+                f"or set {setting} to use a server instead"
+            )
     embedded = settings.embedded_parts()
     if workers > 1 and embedded:
         raise ConfigurationError(
@@ -61,9 +75,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # The server's settings give `serve` its defaults; `ingest` is a client and does not
+    # depend on them, so a setting the server would refuse does not stop it.
     try:
-        settings = load_settings()
-        args = _parser(settings).parse_args(argv)
+        settings, problem = load_settings(), None
+    except ConfigurationError as exc:
+        settings, problem = Settings(), exc
+    args = _parser(settings).parse_args(argv)
+    if args.command == "ingest":
+        sys.exit(ingest.run(args))
+    try:
+        if problem is not None:
+            raise problem
         if args.command == "serve":
             serve(args, settings)
     except ConfigurationError as exc:

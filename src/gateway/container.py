@@ -23,7 +23,9 @@ from adapters.inference.llama_server import (
     locate_smollm2,
 )
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_base
+from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
+from application.access import AdmissionControl, KeyManagement, TierPolicy
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
 from application.embeddings import CreateEmbeddings
@@ -37,7 +39,9 @@ from domain.circuit import CircuitBreaker
 from domain.documents import SearchMode
 from domain.errors import BackendUnavailable, ConfigurationError
 from domain.keys import KeyRing
+from domain.limits import RateLimit
 from domain.memory import DecayPolicy
+from domain.principal import Tier
 from domain.routing import RoutingTable
 from gateway import __version__
 from gateway.clock import SystemClock
@@ -46,8 +50,10 @@ from ports.chat_model import ChatModel
 from ports.document_index import DocumentIndex
 from ports.embedder import Embedder
 from ports.health import HealthProbe
+from ports.key_store import KeyStore
 from ports.memory_queue import MemoryQueue
 from ports.memory_store import MemoryStore
+from ports.rate_limiter import RateLimiter
 from ports.recent_turns import RecentTurns
 
 log = logging.getLogger("gateway")
@@ -219,9 +225,14 @@ async def redis_client(settings: Settings) -> AsyncIterator[Any]:
     if not settings.redis_url:
         yield None
         return
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    # A blocking pool: under bursts, commands wait for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=256, timeout=5, socket_timeout=5,
+        socket_connect_timeout=2,
+    )  # fmt: skip
+    redis = Redis(connection_pool=pool)
     try:
         yield redis
     finally:
@@ -266,6 +277,60 @@ async def memory_writer(
             await writer.flush(timeout_s=10)
         except (TimeoutError, BackendUnavailable) as exc:
             log.warning("memory queue not empty at shutdown (%r); the turns stay queued", exc)
+
+
+TIER_DEFAULTS = {
+    "standard": {"requests_per_minute": 600, "tokens_per_minute": 1_000_000, "max_tokens": 4096},
+    "developer": {"requests_per_minute": 1200, "tokens_per_minute": 2_000_000, "max_tokens": 8192},
+    "admin": {"requests_per_minute": 3000, "tokens_per_minute": 5_000_000, "max_tokens": 32768},
+}
+_TIER_FIELDS = {"requests_per_minute", "tokens_per_minute", "max_tokens"}
+
+
+def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
+    policies = {}
+    for name, defaults in TIER_DEFAULTS.items():
+        given = settings.tier_limits.get(name, {})  # type: ignore[call-overload]
+        unknown = set(given) - _TIER_FIELDS
+        if unknown:
+            raise ConfigurationError(
+                f"GATEWAY_TIER_LIMITS: unknown field(s) {sorted(unknown)} for {name} "
+                f"(expected {sorted(_TIER_FIELDS)})"
+            )
+        merged = {**defaults, **given}
+        policies[Tier.parse(name)] = TierPolicy(
+            RateLimit(merged["requests_per_minute"], merged["tokens_per_minute"]),
+            max_tokens_cap=merged["max_tokens"],
+        )
+    return policies
+
+
+def rate_limiter(redis: Any) -> RateLimiter:
+    """Shared by every instance through Redis; in process otherwise."""
+    if redis is None:
+        from adapters.limits.in_process_limiter import InProcessRateLimiter
+
+        return InProcessRateLimiter()
+    from adapters.limits.redis_limiter import RedisRateLimiter
+
+    return RedisRateLimiter(redis)
+
+
+async def key_store(settings: Settings, redis: Any) -> AsyncIterator[KeyStore]:
+    """Managed keys, hashed: in Redis, or a local file (one process) without it."""
+    if redis is not None:
+        from adapters.limits.redis_key_store import RedisKeyStore
+
+        yield RedisKeyStore(redis)
+        return
+    from adapters.limits.file_key_store import FileKeyStore
+
+    store = FileKeyStore(settings.data_path / "keys.json")
+    await store.load()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def health_probes(models: list[ChatModel], *others: HealthProbe) -> list[HealthProbe]:
@@ -333,6 +398,14 @@ class Container(containers.DeclarativeContainer):
         Memories, memory_store, memory_queue, embedder, clock, recent_turns
     )
     create_embeddings = providers.Singleton(CreateEmbeddings, embedder)
+    rate_limiter = providers.Singleton(rate_limiter, redis_client)
+    key_store = providers.Resource(key_store, settings, redis_client)
+    audit_log = providers.Singleton(StructlogAuditLog)
+    key_management = providers.Singleton(KeyManagement, keyring, key_store, clock, audit_log)
+    admission = providers.Singleton(
+        lambda s, limiter, keys, clock: AdmissionControl(limiter, keys, clock, tier_policies(s)),
+        settings, rate_limiter, key_store, clock,
+    )  # fmt: skip
     unified_chat = providers.Singleton(
         lambda s, c, e, kb, m, clock: UnifiedChat(
             c, e, kb, m, clock,
@@ -373,6 +446,8 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             memories=await _resolve(container.memories),
             unified_chat=await _resolve(container.unified_chat),
             create_embeddings=await _resolve(container.create_embeddings),
+            admission=await _resolve(container.admission),
+            key_management=await _resolve(container.key_management),
         )
     finally:
         stopped = container.shutdown_resources()

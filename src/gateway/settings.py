@@ -60,6 +60,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``json``: one JSON object per line; ``console``: for humans."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
+    tier_limits: dict[
+        Literal["standard", "developer", "admin"], dict[str, Annotated[int, msgspec.Meta(ge=1)]]
+    ] = {}
+    """JSON per tier, over the defaults: {"standard": {"requests_per_minute": 600,
+    "tokens_per_minute": 1000000, "max_tokens": 4096}}."""
     max_body_bytes: Positive = 1_048_576
     """Largest request body accepted (413 above)."""
     upstream_timeout_s: Seconds = 120.0
@@ -175,7 +180,7 @@ SEED_NAMES = (
 PREFIX = "GATEWAY_"
 # GATEWAY_* variables that belong to the clients, not to the server.
 CLIENT_NAMES = ("GATEWAY_URL", "GATEWAY_API_KEY")
-_JSON_FIELDS = {"model_map", "model_aliases"}
+_JSON_FIELDS = {"model_map", "model_aliases", "tier_limits"}
 FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
 
 

@@ -9,6 +9,11 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 
+UNLIMITED = (
+    '{"standard": {"requests_per_minute": 1000000, "tokens_per_minute": 1000000000},'
+    ' "developer": {"requests_per_minute": 1000000, "tokens_per_minute": 1000000000},'
+    ' "admin": {"requests_per_minute": 1000000, "tokens_per_minute": 1000000000}}'
+)
 STANDARD_KEY = "sk-test-key-123"
 ADMIN_KEY = "sk-admin-key-456"
 DEVELOPER_KEY = "sk-dev-key-789"
@@ -32,6 +37,12 @@ def fake_gateway(
             "MAX_SERVE_URL": fake_upstream.url,
             "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
             "GATEWAY_DEFAULT_MODEL": "fake-model",
+            # The suites inject upstream failures on purpose: no circuit opens here
+            # (the circuit breaker has a gateway of its own in its test).
+            "GATEWAY_CIRCUIT_FAILURES": "100000",
+            # Many suites share this gateway and its keys: limits out of their way
+            # (the limits have gateways of their own in their tests).
+            "GATEWAY_TIER_LIMITS": UNLIMITED,
         },
         tmp_path_factory.mktemp("fake"),
     )

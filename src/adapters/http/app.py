@@ -19,6 +19,7 @@ from adapters.http.controllers.docs import DOCS_HANDLERS
 from adapters.http.controllers.documents import DocumentsController
 from adapters.http.controllers.embeddings import EmbeddingsController
 from adapters.http.controllers.health import HealthController
+from adapters.http.controllers.keys import KeysController
 from adapters.http.controllers.memories import MemoriesController
 from adapters.http.controllers.metrics import MetricsController
 from adapters.http.controllers.models import ModelsController
@@ -27,6 +28,7 @@ from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import handle_exception
 from adapters.http.observability import ASGIApp, RequestObservability
 from adapters.telemetry.metrics import RequestMetrics
+from application.access import AdmissionControl, KeyManagement
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
 from application.embeddings import CreateEmbeddings
@@ -34,7 +36,7 @@ from application.knowledge_base import KnowledgeBase
 from application.memories import Memories
 from application.model_router import ModelRouter
 from application.unified_chat import UnifiedChat
-from domain.keys import KeyRing
+from domain.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,13 @@ class Services:
     memories: Memories
     unified_chat: UnifiedChat
     create_embeddings: CreateEmbeddings
+    admission: AdmissionControl
+    key_management: KeyManagement
 
 
 def create_app(
     *,
     services: Callable[[], AbstractAsyncContextManager[Services]],
-    keyring: KeyRing,
     metrics: RequestMetrics,
     max_body_bytes: int,
     max_document_bytes: int,
@@ -66,10 +69,14 @@ def create_app(
     current: dict[str, Services] = {}
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services() as ready:
             current["services"] = ready
+            app.state.services = ready  # for guards, which get no dependencies
             yield
+
+    async def authenticate(secret: str) -> Principal | None:
+        return await current["services"].key_management.authenticate(secret)
 
     def provider(name: str) -> Provide:
         def provide() -> Any:
@@ -85,6 +92,7 @@ def create_app(
             EmbeddingsController,
             RagController,
             MemoriesController,
+            KeysController,
             # Documents (file uploads) get a body limit of their own.
             Router(
                 path="/",
@@ -96,7 +104,7 @@ def create_app(
             *DOCS_HANDLERS,
         ],
         dependencies={f.name: provider(f.name) for f in fields(Services)},
-        middleware=[DefineMiddleware(BearerKeyAuthentication, keyring=keyring)],
+        middleware=[DefineMiddleware(BearerKeyAuthentication, authenticate=authenticate)],
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=max_body_bytes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -11,17 +11,21 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp
 
 from domain.errors import PermissionDenied, Unauthenticated
-from domain.keys import KeyRing
 from domain.principal import Capability, Principal
 
 # Paths anyone may read: health for orchestrators, the API's own documentation.
 PUBLIC_PATHS = ("^/health", "^/docs", "^/redoc", "^/openapi.json", "^/schema")
 
 
+Authenticate = Callable[[str], Awaitable[Principal | None]]
+
+
 class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
-    def __init__(self, app: ASGIApp, keyring: KeyRing, exclude: tuple[str, ...] = PUBLIC_PATHS):
+    def __init__(
+        self, app: ASGIApp, authenticate: Authenticate, exclude: tuple[str, ...] = PUBLIC_PATHS
+    ) -> None:
         super().__init__(app, exclude=list(exclude))
-        self._keyring = keyring
+        self._authenticate = authenticate
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -34,9 +38,9 @@ class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthenticated("Malformed Authorization header: expected 'Bearer <key>'")
-        principal = self._keyring.lookup(secret.strip())
+        principal = await self._authenticate(secret.strip())
         if principal is None:
-            raise Unauthenticated("Invalid API key")
+            raise Unauthenticated("Invalid or revoked API key")
         return AuthenticationResult(user=principal, auth=None)
 
 

@@ -9,6 +9,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from adapters.http.ratelimit import ratelimit_headers
 from domain.errors import (
     BackendUnavailable,
     GatewayError,
@@ -16,12 +17,15 @@ from domain.errors import (
     ModelNotFound,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
     Unauthenticated,
     UpstreamOverloaded,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from domain.limits import Admission
 
 log = structlog.get_logger("gateway.http")
 
@@ -32,6 +36,8 @@ _DOMAIN_STATUS: tuple[tuple[type[GatewayError], int, str], ...] = (
     (InvalidRequest, 400, "invalid_request_error"),
     (Unauthenticated, 401, "invalid_request_error"),
     (PermissionDenied, 403, "permission_error"),
+    (RateLimited, 429, "requests"),
+    (QuotaExceeded, 429, "insufficient_quota"),
     (UpstreamOverloaded, 503, "server_error"),
     (UpstreamTimeout, 504, "server_error"),
     (UpstreamUnavailable, 502, "server_error"),
@@ -84,6 +90,12 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
+def missing_field(message: str) -> str | None:
+    """The field msgspec says is missing, if that is what it says."""
+    found = _MISSING_FIELD.search(message)
+    return found.group(1) if found else None
+
+
 def _validation_body(exc: ValidationException) -> dict[str, Any]:
     # Litestar reports msgspec's findings as [{"message", "key", "source"}], with the
     # key "data" for the body itself.
@@ -92,15 +104,16 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     detail = first.get("message")
     param = first.get("key") or None
     if param == "data":
-        missing = _MISSING_FIELD.search(detail or "")
-        param = missing.group(1) if missing else None
+        param = missing_field(detail or "")
     message = f"{detail} (at `{param}`)" if detail and param else detail or str(exc.detail)
     return error_body(message, "invalid_request_error", param, "invalid_request")
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, body = status_and_body(exc)
-    headers = getattr(exc, "headers", None) or {}
+    headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, RateLimited) and isinstance(exc.admission, Admission):
+        headers.update(ratelimit_headers(exc.admission))
     if status == 401:
         headers = {**headers, "WWW-Authenticate": "Bearer"}
     return Response(content=body, status_code=status, headers=headers)

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from adapters.http.ratelimit import STATE_KEY, ratelimit_headers
 from adapters.telemetry.metrics import RequestMetrics
 
 Scope = MutableMapping[str, Any]
@@ -56,7 +57,13 @@ class RequestObservability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                admission = scope["state"].get(STATE_KEY)
+                if admission is not None and status != 429:  # a 429 carries its own
+                    headers += [
+                        (k.encode(), v.encode()) for k, v in ratelimit_headers(admission).items()
+                    ]
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -371,3 +371,53 @@ class Forgotten(msgspec.Struct):
     user_id: str
     deleted: int
     object: Literal["memory.forget"] = "memory.forget"
+
+
+# --- managed keys ---------------------------------------------------------------------
+class KeyIn(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    tier: Literal["standard", "developer", "admin"] = "standard"
+    tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    allowed_models: list[str] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    token_quota: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    quota_period: Literal["day", "month"] = "month"
+
+
+class KeyOut(msgspec.Struct):
+    id: str
+    name: str
+    tier: str
+    tenant: str
+    created_at: int
+    last_used_at: int | None
+    revoked: bool
+    allowed_models: list[str] | None
+    max_tokens: int | None
+    token_quota: int | None
+    quota_period: str
+    object: Literal["api_key"] = "api_key"
+
+
+class CreatedKey(msgspec.Struct):
+    """``key`` is the secret: shown this once, never stored or shown again."""
+
+    id: str
+    key: str
+    name: str
+    tier: str
+    tenant: str
+    object: Literal["api_key"] = "api_key"
+
+
+class KeyWithUsage(msgspec.Struct):
+    key: KeyOut
+    tokens_used_this_period: int
+    period: str
+    object: Literal["api_key.usage"] = "api_key.usage"
+
+
+class KeyList(msgspec.Struct):
+    data: list[KeyOut]
+    has_more: bool = False
+    object: Literal["list"] = "list"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Litestar adds the charset to text/* itself.
@@ -77,6 +77,10 @@ class RequestMetrics:
             "gateway_upstream_events", "Retries, failovers and circuit changes per target",
             ["event", "target"], registry=self.registry,
         )  # fmt: skip
+        self._dependency_up = Gauge(
+            "gateway_dependency_up", "1 when a dependency's last health probe succeeded",
+            ["service"], registry=self.registry,
+        )  # fmt: skip
         self._stage_windows: dict[str, deque[float]] = {}
         self._window = window
         self._routes: dict[str, _RouteWindow] = {}
@@ -109,6 +113,9 @@ class RequestMetrics:
         logged with its fields. ``target`` is an upstream URL or a model name."""
         self._events.labels(name, target).inc()
         events_log.warning(name, target=target, **fields)
+
+    def dependency(self, service: str, up: bool) -> None:
+        self._dependency_up.labels(service).set(1 if up else 0)
 
     def record_stage(self, stage: str, seconds: float) -> None:
         """A unified chat stage's time (embedding, memory_retrieval, ...)."""

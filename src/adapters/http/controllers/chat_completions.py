@@ -12,8 +12,10 @@ from adapters.http.auth import requires
 from adapters.http.content import json_body
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import remember_admission
 from adapters.http.sse import SSE_HEADERS, first_chunk, relay
 from adapters.http.wire import ChatCompletion, ChatCompletionRequest
+from application.access import AdmissionControl, estimate_tokens
 from application.chat_completions import ChatCompletions
 from domain.chat import ChatRequest
 from domain.principal import Capability
@@ -42,18 +44,32 @@ class ChatCompletionsController(Controller):
         request: Request[Any, Any, Any],
         data: ChatCompletionRequest,
         chat_completions: ChatCompletions,
+        admission: AdmissionControl,
     ) -> Response[ChatCompletion]:
+        principal = request.user
+        max_tokens = data.max_tokens or data.max_completion_tokens
+        admission.check_policy(principal, data.model, max_tokens)
+        estimate = estimate_tokens([str(m.content or "") for m in data.messages], max_tokens)
+        remember_admission(request, await admission.admit(principal, estimate))
         body = _decode_object(await request.body())
         chat = ChatRequest(body)
         if chat.stream:
             stream = await chat_completions.stream(chat)
+
+            async def close() -> None:
+                await stream.aclose()
+                usage = stream.usage
+                await admission.settle(principal, estimate, usage.total_tokens if usage else None)
+
             chunks = aiter(stream)
-            first = await first_chunk(chunks, stream.aclose)
+            first = await first_chunk(chunks, close)
             return Stream(
-                relay(first, chunks, stream.aclose),
+                relay(first, chunks, close),
                 media_type="text/event-stream",
                 headers=SSE_HEADERS,
             )  # type: ignore[return-value]
         completion = await unless_disconnected(request, chat_completions.complete(chat))
+        usage = completion.usage
+        await admission.settle(principal, estimate, usage.total_tokens if usage else None)
         # The upstream's bytes, relayed as they are (the annotation documents their shape).
         return Response(content=completion.body, media_type="application/json")  # type: ignore[arg-type]

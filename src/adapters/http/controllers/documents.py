@@ -11,7 +11,9 @@ from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 
 from adapters.http.auth import requires
+from adapters.http.errors import missing_field
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import admitted
 from adapters.http.wire import (
     Deleted,
     DocumentIn,
@@ -37,8 +39,14 @@ def _from_json(raw: bytes) -> tuple[list[NewDocument], bool]:
         batch = raw.lstrip().startswith(b"{") and b'"documents"' in raw[:4096]
         parsed = _decode_many(raw).documents if batch else [_decode_one(raw)]
     except msgspec.ValidationError as exc:
-        text, _, where = str(exc).rpartition(" - at `$.")
-        raise InvalidRequest(str(exc), param=where.rstrip("`") or None if text else None) from None
+        # msgspec ends its message with " - at `$.documents[0].text`" (or " - at `$`").
+        text, at, where = str(exc).rpartition(" - at `$")
+        path = where.rstrip("`").lstrip(".") if at else ""
+        text = text if at else str(exc)
+        missing = missing_field(text)
+        if missing:
+            path = f"{path}.{missing}" if path else missing
+        raise InvalidRequest(str(exc), param=path or None) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"JSON is malformed: {exc}") from None
     return [NewDocument(d.source, d.text, dict(d.metadata), Scope(d.scope)) for d in parsed], batch
@@ -97,6 +105,7 @@ def _summary(s: DocumentSummary) -> DocumentOut:
 class DocumentsController(Controller):
     path = "/v1/documents"
     tags = ["knowledge base"]
+    guards = [admitted]
 
     @post(
         "",

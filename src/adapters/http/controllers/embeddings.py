@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 from array import array
+from typing import Any
 
-from litestar import Controller, post
+from litestar import Controller, Request, post
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import remember_admission
 from adapters.http.wire import EmbeddingOut, EmbeddingsIn, EmbeddingsOut, EmbeddingUsage
+from application.access import AdmissionControl, estimate_tokens
 from application.embeddings import CreateEmbeddings
 from domain.errors import ModelNotFound
 from domain.principal import Capability
@@ -33,11 +36,17 @@ class EmbeddingsController(Controller):
         responses=error_responses(400, 401, 404, 415, 503),
     )
     async def create(
-        self, data: EmbeddingsIn, create_embeddings: CreateEmbeddings
+        self,
+        request: Request[Any, Any, Any],
+        data: EmbeddingsIn,
+        create_embeddings: CreateEmbeddings,
+        admission: AdmissionControl,
     ) -> EmbeddingsOut:
         if data.model and data.model != create_embeddings.model:
             raise ModelNotFound(data.model)
         inputs = [data.input] if isinstance(data.input, str) else data.input
+        tokens = estimate_tokens(inputs, max_tokens=None, default_max=0)
+        remember_admission(request, await admission.admit(request.user, tokens))
         result = await create_embeddings(inputs)
         encode = _base64 if data.encoding_format == "base64" else list
         return EmbeddingsOut(

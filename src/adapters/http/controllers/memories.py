@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from adapters.http.auth import requires
 from adapters.http.controllers.unified_chat import iso
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import admitted
 from adapters.http.wire import (
     Deleted,
     Forgotten,
@@ -41,7 +42,7 @@ def memory_out(m: Memory) -> MemoryOut:
 class MemoriesController(Controller):
     path = "/v1/memories"
     tags = ["memories"]
-    guards = [requires(Capability.MANAGE_OWN_MEMORIES)]
+    guards = [requires(Capability.MANAGE_OWN_MEMORIES), admitted]
 
     @get(
         "", summary="List a user's memories, newest first", responses=error_responses(400, 401, 503)

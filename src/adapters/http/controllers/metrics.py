@@ -9,8 +9,11 @@ from litestar import Controller, Request, Response, get
 
 from adapters.http.auth import requires
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import admitted
 from adapters.http.wire import MetricsResponse
 from adapters.telemetry.metrics import PROMETHEUS_CONTENT_TYPE, RequestMetrics
+from application.check_health import CheckHealth
+from domain.health import Status
 from domain.principal import Capability
 
 
@@ -24,7 +27,7 @@ def _wants_prometheus(request: Request[Any, Any, Any], format: str | None) -> bo
 class MetricsController(Controller):
     path = "/metrics"
     tags = ["observability"]
-    guards = [requires(Capability.READ_METRICS)]
+    guards = [requires(Capability.READ_METRICS), admitted]
 
     @get(
         "", summary="Request counts, errors and latency percentiles", responses=error_responses(401)
@@ -33,8 +36,12 @@ class MetricsController(Controller):
         self,
         request: Request[Any, Any, Any],
         request_metrics: RequestMetrics,
+        check_health: CheckHealth,
         format: Literal["json", "prometheus"] | None = None,
     ) -> Response[MetricsResponse]:
         if _wants_prometheus(request, format):
+            # A scrape refreshes the dependency gauges (alerting on a dependency down).
+            for service in (await check_health()).services:
+                request_metrics.dependency(service.name, service.status is not Status.UNHEALTHY)
             return Response(request_metrics.prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)  # type: ignore[arg-type]
         return Response(request_metrics.snapshot())  # type: ignore[arg-type]

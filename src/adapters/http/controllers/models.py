@@ -6,6 +6,7 @@ from litestar import Controller, get
 
 from adapters.http.auth import requires
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import admitted
 from adapters.http.wire import Model, ModelList
 from application.model_router import ModelRouter
 from domain.chat import ModelCard
@@ -20,7 +21,7 @@ def _wire(card: ModelCard) -> Model:
 class ModelsController(Controller):
     path = "/v1/models"
     tags = ["inference"]
-    guards = [requires(Capability.READ_MODELS)]
+    guards = [requires(Capability.READ_MODELS), admitted]
 
     @get("", summary="List models", responses=error_responses(401, 502))
     async def list_models(self, model_router: ModelRouter) -> ModelList:

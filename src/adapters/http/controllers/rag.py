@@ -9,6 +9,7 @@ from litestar import Controller, Request, post
 from adapters.http.auth import requires
 from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import admitted
 from adapters.http.wire import DocumentHitOut, RagSearchIn, RagSearchOut
 from application.knowledge_base import KnowledgeBase
 from domain.principal import Capability
@@ -17,7 +18,7 @@ from domain.principal import Capability
 class RagController(Controller):
     path = "/v1/rag"
     tags = ["knowledge base"]
-    guards = [requires(Capability.SEARCH_DOCUMENTS), json_body]
+    guards = [requires(Capability.SEARCH_DOCUMENTS), json_body, admitted]
 
     @post(
         "/search",

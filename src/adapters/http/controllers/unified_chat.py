@@ -13,6 +13,7 @@ from adapters.http.auth import requires
 from adapters.http.content import json_body
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
+from adapters.http.ratelimit import remember_admission
 from adapters.http.sse import SSE_HEADERS, event, first_chunk, relay
 from adapters.http.wire import (
     AssistantMessage,
@@ -29,6 +30,7 @@ from adapters.http.wire import (
     Usage,
 )
 from adapters.telemetry.metrics import RequestMetrics
+from application.access import AdmissionControl, estimate_tokens
 from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
 from domain.chat import Usage as DomainUsage
 from domain.context import ContextBundle
@@ -138,13 +140,22 @@ class UnifiedChatController(Controller):
         data: UnifiedChatIn,
         unified_chat: UnifiedChat,
         request_metrics: RequestMetrics,
+        admission: AdmissionControl,
     ) -> Response[UnifiedChatOut]:
+        principal = request.user
+        admission.check_policy(principal, data.model, data.max_tokens)
+        estimate = estimate_tokens([m.content for m in data.messages], data.max_tokens)
+        remember_admission(request, await admission.admit(principal, estimate))
         if data.stream:
-            return await self._stream(request, data, unified_chat, request_metrics)  # type: ignore[return-value]
+            return await self._stream(  # type: ignore[return-value]
+                request, data, unified_chat, request_metrics, admission, estimate
+            )
         answer = await unless_disconnected(
             request, unified_chat.answer(request.user, to_request(data))
         )
         observe(request, request_metrics, answer.metadata)
+        usage = answer.usage
+        await admission.settle(principal, estimate, usage.total_tokens if usage else None)
         return Response(
             UnifiedChatOut(
                 id=answer.id,
@@ -169,6 +180,8 @@ class UnifiedChatController(Controller):
         data: UnifiedChatIn,
         unified_chat: UnifiedChat,
         metrics: RequestMetrics,
+        admission: AdmissionControl,
+        estimate: int,
     ) -> Stream:
         stream = await unified_chat.stream(request.user, to_request(data))
         chunks = stream.chunks()
@@ -177,6 +190,7 @@ class UnifiedChatController(Controller):
         async def metadata_event() -> bytes:
             metadata, usage = await stream.finish()
             observe(request, metrics, metadata)
+            await admission.settle(request.user, estimate, usage.total_tokens if usage else None)
             return event(
                 _encode(
                     UnifiedMetadataEvent(metadata=metadata_out(metadata), usage=usage_out(usage))

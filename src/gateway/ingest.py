@@ -1,0 +1,311 @@
+"""``gateway ingest PATH...``: load .md/.txt files into a RUNNING gateway's knowledge base.
+
+It is a client of ``POST /v1/documents`` like any other, so it works the same against a
+local or a remote deployment and the key's tier applies. A file that cannot be sent is
+reported and the rest go on. Exit status: 0 all ingested, 1 some failed, 2 nothing could
+be sent (bad arguments, no key, no gateway)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SUFFIXES = (".md", ".markdown", ".txt")
+DEFAULT_URL = "http://localhost:9000"
+DEFAULT_MAX_BYTES = 10_485_760  # the gateway's default GATEWAY_MAX_DOCUMENT_BYTES
+MAX_BATCH = 256  # documents per request the gateway accepts
+TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # embedding a large batch takes a while on CPU
+
+
+class UsageError(Exception):
+    """Nothing can be sent: exit status 2."""
+
+
+class FileProblem(Exception):
+    """This file cannot be ingested; the others go on."""
+
+
+class KeyRefused(Exception):
+    """The key may not write (403): no later request can succeed either."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: Path
+    source: str  # the path relative to the folder given, or the file's name
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    file: SourceFile
+    json: bytes  # the document as it goes into the request's "documents" list
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "ingest",
+        help="send .md/.txt files and folders to a running gateway's knowledge base",
+        description=(
+            "Send .md, .markdown and .txt files (folders are walked) to a running gateway's "
+            "POST /v1/documents. A file's source is its path relative to the folder given, "
+            "or its name; ingesting a source again replaces it. Exit status: 0 all "
+            "ingested, 1 some failed, 2 nothing could be sent."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    parser.add_argument("--url", help=f"the gateway (GATEWAY_URL, else {DEFAULT_URL})")
+    parser.add_argument("--key", help="a developer or admin key (GATEWAY_API_KEY)")
+    parser.add_argument(
+        "--scope",
+        choices=("tenant", "global"),
+        default="tenant",
+        help="global: visible to every tenant (admin keys only); default %(default)s",
+    )
+    parser.add_argument("--metadata", default="{}", help="JSON object stored with each file")
+    parser.add_argument(
+        "--batch", type=_batch_size, default=16, help="documents per request (%(default)s)"
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="largest request the gateway accepts (%(default)s)",
+    )
+
+
+def _batch_size(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH}")
+    return number
+
+
+def collect(paths: Sequence[str], note: Callable[[str], None]) -> list[SourceFile]:
+    """The files to send, folders walked in name order (hidden entries left out)."""
+    found: list[SourceFile] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            for folder, dirs, names in os.walk(given):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(n for n in names if not n.startswith(".")):
+                    path = Path(folder, name)
+                    if path.suffix.lower() in SUFFIXES:
+                        found.append(SourceFile(path, path.relative_to(given).as_posix()))
+                    else:
+                        note(f"skipped {path}: only {', '.join(SUFFIXES)} files are ingested")
+        elif not given.exists() and not given.is_symlink():
+            raise UsageError(f"{given}: no such file or folder")
+        elif given.suffix.lower() in SUFFIXES:
+            found.append(SourceFile(given, given.name))
+        else:
+            note(f"skipped {given}: only {', '.join(SUFFIXES)} files are ingested")
+    return found
+
+
+def encode(file: SourceFile, fields: dict[str, Any], max_bytes: int) -> Encoded:
+    """The file as one document of a request; ``FileProblem`` if it cannot be one."""
+    try:
+        size = file.path.stat().st_size
+        if size > max_bytes:
+            raise FileProblem(f"too large: {size} bytes, the limit is {max_bytes}")
+        raw = file.path.read_bytes()
+    except OSError as exc:
+        raise FileProblem(f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    if not text.strip():
+        raise FileProblem("empty")
+    document = {"text": text, "source": file.source, **fields}
+    body = json.dumps(document, ensure_ascii=False).encode()
+    if len(body) > max_bytes:
+        raise FileProblem(f"too large: {len(body)} bytes as JSON, the limit is {max_bytes}")
+    return Encoded(file, body)
+
+
+def batches(documents: Iterable[Encoded], size: int, max_bytes: int) -> Iterator[list[Encoded]]:
+    """At most ``size`` documents, and a request body of at most ``max_bytes``."""
+    batch: list[Encoded] = []
+    used = len(_body([]))
+    for document in documents:
+        if batch and (len(batch) == size or used + len(document.json) + 1 > max_bytes):
+            yield batch
+            batch, used = [], len(_body([]))
+        batch.append(document)
+        used += len(document.json) + 1
+    if batch:
+        yield batch
+
+
+def _body(batch: Sequence[Encoded]) -> bytes:
+    return b'{"documents":[' + b",".join(d.json for d in batch) + b"]}"
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        message = str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        message = response.text.strip()[:200] or response.reason_phrase
+    return f"the gateway answered {response.status_code}: {message}"
+
+
+class Uploader:
+    """Sends batches; a batch the gateway refuses is sent again file by file, so the
+    error names the file (ingesting is idempotent: a source replaces itself)."""
+
+    def __init__(self, client: httpx.Client, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    def send(self, batch: Sequence[Encoded]) -> list[tuple[Encoded, int | str]]:
+        """Each document with its chunk count, or the reason it was not ingested."""
+        try:
+            response = self._client.post(
+                "/v1/documents",
+                content=_body(batch),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise UsageError(f"cannot reach the gateway at {self._url}: {exc}") from None
+            return [(d, f"no answer from the gateway in {TIMEOUT.read:.0f} s") for d in batch]
+        except httpx.TransportError as exc:
+            raise UsageError(f"cannot reach the gateway at {self._url}: {exc}") from None
+        if response.status_code == 201:
+            counts = [int(d["chunk_count"]) for d in response.json()["data"]]
+            return list(zip(batch, counts, strict=True))
+        if response.status_code == 401:
+            raise UsageError(f"the key was refused: {_error_message(response)}")
+        if response.status_code == 403:
+            raise KeyRefused(_error_message(response))
+        if len(batch) > 1 and response.status_code < 500:
+            return [result for document in batch for result in self.send([document])]
+        return [(d, _error_message(response)) for d in batch]
+
+
+def _options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
+    url = (args.url or os.environ.get("GATEWAY_URL") or DEFAULT_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"the gateway's URL must start with http:// or https://, not {url!r}")
+    key = args.key or os.environ.get("GATEWAY_API_KEY")
+    if not key:
+        raise UsageError("no API key: pass --key or set GATEWAY_API_KEY (developer or admin)")
+    try:
+        metadata = json.loads(args.metadata)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--metadata is not JSON: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise UsageError("--metadata must be a JSON object")
+    return url, key, {"metadata": metadata, "scope": args.scope}
+
+
+class Progress:
+    """One line per file on stderr as its outcome is known, and the totals."""
+
+    def __init__(self, files: Sequence[SourceFile]) -> None:
+        self.files = files
+        self.chunks = 0
+        self.ingested: list[SourceFile] = []
+        self.failed: list[SourceFile] = []
+
+    def ok(self, file: SourceFile, chunks: int) -> None:
+        self.ingested.append(file)
+        self.chunks += chunks
+        self._line(f"{file.path}: {chunks} chunk{'' if chunks == 1 else 's'}")
+
+    def error(self, file: SourceFile, reason: str) -> None:
+        self.failed.append(file)
+        self._line(f"{file.path}: error: {reason}")
+
+    def unreported(self) -> list[SourceFile]:
+        reported = {id(f) for f in (*self.ingested, *self.failed)}
+        return [f for f in self.files if id(f) not in reported]
+
+    def _line(self, text: str) -> None:
+        total = len(self.files)
+        done = len(self.ingested) + len(self.failed)
+        _say(f"[{done:>{len(str(total))}}/{total}] {text}")
+
+
+def _prepared(
+    files: Sequence[SourceFile], fields: dict[str, Any], max_bytes: int, progress: Progress
+) -> Iterator[Encoded]:
+    """Files read as they are sent (not all held in memory); the ones that cannot be
+    sent are reported on the way."""
+    first_with: dict[str, SourceFile] = {}
+    for file in files:
+        earlier = first_with.setdefault(file.source, file)
+        try:
+            if earlier is not file:
+                raise FileProblem(
+                    f"its source {file.source!r} is that of {earlier.path} too, which it "
+                    "would replace: ingest it on its own"
+                )
+            yield encode(file, fields, max_bytes)
+        except FileProblem as problem:
+            progress.error(file, str(problem))
+
+
+def ingest(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    url, key, fields = _options(args)
+    files = collect(args.paths, _say)
+    if not files:
+        raise UsageError(f"nothing to ingest: no {', '.join(SUFFIXES)} files in the paths given")
+    _say(f"ingesting {len(files)} files into {url}")
+    progress = Progress(files)
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=TIMEOUT) as client:
+            uploader = Uploader(client, url)
+            ready = _prepared(files, fields, args.max_bytes, progress)
+            for batch in batches(ready, args.batch, args.max_bytes):
+                try:
+                    results = uploader.send(batch)
+                except KeyRefused as refused:
+                    # The same key would be refused every file left: stop here.
+                    for file in progress.unreported():
+                        progress.error(file, str(refused))
+                    break
+                for document, outcome in results:
+                    if isinstance(outcome, int):
+                        progress.ok(document.file, outcome)
+                    else:
+                        progress.error(document.file, outcome)
+    finally:
+        unsent = len(progress.unreported())
+        print(
+            f"ingested {len(progress.ingested)} of {len(files)} files ({progress.chunks} "
+            f"chunks) in {time.perf_counter() - started:.1f} s; {len(progress.failed)} failed"
+            + (f", {unsent} not sent" if unsent else "")
+        )
+    return 1 if progress.failed else 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``gateway ingest``; returns the exit status."""
+    try:
+        return ingest(args)
+    except UsageError as exc:
+        _say(f"gateway ingest: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("gateway ingest: interrupted (files already sent stay ingested)")
+        return 130
