@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv in the clone and installs the gateway into it.
 #   scripts/setup.sh           the gateway with the embedded model (compiles llama.cpp once)
-#   scripts/setup.sh --dev     the same plus the test and lint tools
+#   scripts/setup.sh --dev     the same plus the test and lint tools and the Mem0 extra
 #   scripts/setup.sh --server  the gateway alone (production: MAX_SERVE_URL, no compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 extras="local"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="local,dev" ;;
+    --dev) extras="local,dev,mem0" ;;
     --server) extras="" ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -29,6 +29,14 @@ SECRET_PREFIX = "sk-gw-"
 
 
 @dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Bounds on a conversation, beyond the body size the HTTP edge enforces."""
+
+    max_messages: int = 512
+    max_content_chars: int = 400_000
+
+
+@dataclass(frozen=True, slots=True)
 class TierPolicy:
     rate_limit: RateLimit
     max_tokens_cap: int | None = None
@@ -135,11 +143,28 @@ class AdmissionControl:
         keys: KeyStore,
         clock: Clock,
         tiers: Mapping[Tier, TierPolicy],
+        limits: RequestLimits | None = None,
     ) -> None:
         self._limiter = limiter
         self._keys = keys
         self._clock = clock
         self._tiers = tiers
+        self._limits = limits or RequestLimits()
+
+    def check_conversation(self, contents: Sequence[str]) -> None:
+        """At most ``max_messages`` messages, each at most ``max_content_chars``."""
+        if len(contents) > self._limits.max_messages:
+            raise InvalidRequest(
+                f"{len(contents)} messages; at most {self._limits.max_messages} are accepted",
+                param="messages",
+            )
+        for number, content in enumerate(contents):
+            if len(content) > self._limits.max_content_chars:
+                raise InvalidRequest(
+                    f"message {number} has {len(content)} characters; at most "
+                    f"{self._limits.max_content_chars} are accepted",
+                    param=f"messages[{number}].content",
+                )
 
     def max_tokens_cap(self, principal: Principal) -> int | None:
         caps = [self._tiers[principal.tier].max_tokens_cap]

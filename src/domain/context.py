@@ -48,16 +48,16 @@ class ContextBundle:
         already remembered, the same text twice), then the lowest-ranked items dropped
         until the rendering fits (recent turns last)."""
         seen: set[str] = set()
-        kept_recent = []
-        for turn in recent:
-            if _normal(turn) not in seen:
-                seen.add(_normal(turn))
-                kept_recent.append(turn)
         kept_memories = []
         for memory in sorted(memories, key=lambda m: m.score, reverse=True):
             if _normal(memory.text) not in seen:
                 seen.add(_normal(memory.text))
                 kept_memories.append(memory)
+        kept_recent = []
+        for turn in recent:
+            if _normal(turn) not in seen:
+                seen.add(_normal(turn))
+                kept_recent.append(turn)
         kept_documents = []
         for document in documents:
             if _normal(document.text) not in seen:

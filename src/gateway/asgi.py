@@ -17,6 +17,8 @@ def build(settings: Settings) -> ASGIApp:
         metrics=container.request_metrics(),
         max_body_bytes=settings.max_body_bytes,
         max_document_bytes=settings.max_document_bytes,
+        cors_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+        shutdown_grace_s=settings.shutdown_grace_s,
         version=__version__,
     )
 

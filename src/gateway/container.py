@@ -25,7 +25,7 @@ from adapters.inference.llama_server import (
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_base
 from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
-from application.access import AdmissionControl, KeyManagement, TierPolicy
+from application.access import AdmissionControl, KeyManagement, RequestLimits, TierPolicy
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
 from application.embeddings import CreateEmbeddings
@@ -403,7 +403,10 @@ class Container(containers.DeclarativeContainer):
     audit_log = providers.Singleton(StructlogAuditLog)
     key_management = providers.Singleton(KeyManagement, keyring, key_store, clock, audit_log)
     admission = providers.Singleton(
-        lambda s, limiter, keys, clock: AdmissionControl(limiter, keys, clock, tier_policies(s)),
+        lambda s, limiter, keys, clock: AdmissionControl(
+            limiter, keys, clock, tier_policies(s),
+            RequestLimits(s.max_messages, s.max_content_chars),
+        ),
         settings, rate_limiter, key_store, clock,
     )  # fmt: skip
     unified_chat = providers.Singleton(

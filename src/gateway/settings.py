@@ -65,6 +65,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = {}
     """JSON per tier, over the defaults: {"standard": {"requests_per_minute": 600,
     "tokens_per_minute": 1000000, "max_tokens": 4096}}."""
+    max_messages: Positive = 512
+    """Most messages in one conversation (400 above)."""
+    max_content_chars: Positive = 400_000
+    """Longest message content, in characters (400 above)."""
+    cors_origins: str = ""
+    """Comma-separated origins browsers may call from ("*" for any). Empty: no CORS."""
+    shutdown_grace_s: Seconds = 30.0
+    """At shutdown, how long answers in progress (streams too) may take to finish."""
     max_body_bytes: Positive = 1_048_576
     """Largest request body accepted (413 above)."""
     upstream_timeout_s: Seconds = 120.0

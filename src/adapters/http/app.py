@@ -7,7 +7,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
+import structlog
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -26,7 +28,7 @@ from adapters.http.controllers.models import ModelsController
 from adapters.http.controllers.rag import RagController
 from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import handle_exception
-from adapters.http.observability import ASGIApp, RequestObservability
+from adapters.http.observability import ASGIApp, InFlight, RequestObservability
 from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, KeyManagement
 from application.chat_completions import ChatCompletions
@@ -37,6 +39,8 @@ from application.memories import Memories
 from application.model_router import ModelRouter
 from application.unified_chat import UnifiedChat
 from domain.principal import Principal
+
+log = structlog.get_logger("gateway.http")
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,13 @@ def create_app(
     max_body_bytes: int,
     max_document_bytes: int,
     version: str,
+    cors_origins: list[str] | None = None,
+    shutdown_grace_s: float = 30.0,
 ) -> ASGIApp:
     """``services`` opens the gateway's resources for the app's lifetime and closes
     them (finishing what is in flight) at shutdown."""
     current: dict[str, Services] = {}
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -74,6 +81,14 @@ def create_app(
             current["services"] = ready
             app.state.services = ready  # for guards, which get no dependencies
             yield
+            # Graceful shutdown: answers in progress (streams too) finish before the
+            # resources they use close; the memory queue is flushed after them.
+            if not await in_flight.drained(shutdown_grace_s):
+                log.warning(
+                    "shutdown: %d requests still running after %.0f s",
+                    in_flight.count,
+                    shutdown_grace_s,
+                )
 
     async def authenticate(secret: str) -> Principal | None:
         return await current["services"].key_management.authenticate(secret)
@@ -118,7 +133,20 @@ def create_app(
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        cors_config=CORSConfig(
+            allow_origins=cors_origins,
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+        )
+        if cors_origins
+        else None,
         logging_config=None,
         debug=False,
     )
-    return RequestObservability(app, metrics)  # type: ignore[arg-type]
+    return RequestObservability(app, metrics, in_flight)  # type: ignore[arg-type]

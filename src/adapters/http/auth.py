@@ -30,7 +30,11 @@ class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        header = connection.headers.get("authorization")
+        headers = connection.headers.getall("authorization", [])
+        if len(headers) > 1:
+            # Proxies disagree on which one counts: refuse rather than guess.
+            raise Unauthenticated("More than one Authorization header")
+        header = headers[0] if headers else None
         if not header:
             raise Unauthenticated(
                 "Missing API key: send it as the header 'Authorization: Bearer <key>'"

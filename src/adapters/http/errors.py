@@ -76,6 +76,14 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
                 return status, error_body(exc.message, type_, exc.param, exc.code)
     if isinstance(exc, ValidationException):
         return 400, _validation_body(exc)
+    if isinstance(exc, RecursionError):
+        return 400, error_body(
+            "JSON nests too deeply", "invalid_request_error", None, "invalid_json"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return 400, error_body(
+            "the body is not UTF-8", "invalid_request_error", None, "invalid_json"
+        )
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if status == 413:
@@ -88,6 +96,7 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
 
 
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 def missing_field(message: str) -> str | None:
@@ -105,6 +114,9 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     param = first.get("key") or None
     if param == "data":
         param = missing_field(detail or "")
+    if param is None:
+        named = _MISSING_PARAMETER.search(str(exc.detail))
+        param = named.group(1) if named else None
     message = f"{detail} (at `{param}`)" if detail and param else detail or str(exc.detail)
     return error_body(message, "invalid_request_error", param, "invalid_request")
 

@@ -4,6 +4,7 @@ is counted, unknown routes and refused keys included."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -15,6 +16,13 @@ import structlog
 from adapters.http.ratelimit import STATE_KEY, ratelimit_headers
 from adapters.telemetry.metrics import RequestMetrics
 
+# An API answers JSON and event streams: no sniffing, no framing, no referrer.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000"),
+)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -39,10 +47,37 @@ def route_of(scope: Scope) -> str:
     return scope.get("path_template") or "unmatched"
 
 
+class InFlight:
+    """Requests being answered now; a graceful shutdown waits for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def drained(self, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 class RequestObservability:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics, in_flight: InFlight) -> None:
         self.app = app
         self._metrics = metrics
+        self._in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +92,11 @@ class RequestObservability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                headers = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id),
+                    *SECURITY_HEADERS,
+                ]
                 admission = scope["state"].get(STATE_KEY)
                 if admission is not None and status != 429:  # a 429 carries its own
                     headers += [
@@ -66,9 +105,11 @@ class RequestObservability:
                 message["headers"] = headers
             await send(message)
 
+        self._in_flight.enter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self._in_flight.leave()
             elapsed = time.perf_counter() - started
             route = route_of(scope)
             self._metrics.record(route, scope["method"], status, elapsed)

@@ -15,10 +15,13 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Unknown model (`model_not_found`) or resource",
         413: "Request body too large",
         415: "Content-Type is not application/json",
+        429: "Over the key's rate limit (Retry-After says when) or token quota",
         502: "The inference upstream is unreachable or answered garbage",
         503: "Overloaded: the upstream's queue is full",
         504: "The inference upstream did not answer in time",
     }
+    # Any route can refuse a malformed request or a key over its limits.
+    statuses = tuple(sorted({400, 429, *statuses}))
     return {
         s: ResponseSpec(
             data_container=ErrorResponse, description=descriptions[s], generate_examples=False

@@ -254,7 +254,8 @@ class UnifiedChatIn(msgspec.Struct):
     store_memory: bool = True
     rag_k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
     memory_limit: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
-    max_tokens: MaxTokens = 2048
+    # The seed's default is 2048 (lowered to the key's cap when that is smaller).
+    max_tokens: MaxTokens | None = None
     temperature: Temperature = 0.7
     top_p: TopP = 0.9
     stream: bool = False

@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.content import json_body
+from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
@@ -47,11 +47,19 @@ class ChatCompletionsController(Controller):
         admission: AdmissionControl,
     ) -> Response[ChatCompletion]:
         principal = request.user
+        raw = await request.body()
+        data = strictly(raw, ChatCompletionRequest)
         max_tokens = data.max_tokens or data.max_completion_tokens
         admission.check_policy(principal, data.model, max_tokens)
-        estimate = estimate_tokens([str(m.content or "") for m in data.messages], max_tokens)
+        contents = [str(m.content or "") for m in data.messages]
+        admission.check_conversation(contents)
+        estimate = estimate_tokens(contents, max_tokens)
         remember_admission(request, await admission.admit(principal, estimate))
-        body = _decode_object(await request.body())
+        body = _decode_object(raw)
+        # What was validated is what is forwarded: a lax decode ("stream": 1, "max_tokens":
+        # "8") must not reach the upstream as sent. Messages keep their unknown fields.
+        validated = msgspec.to_builtins(data)
+        body.update({k: v for k, v in validated.items() if k in body and k != "messages"})
         chat = ChatRequest(body)
         if chat.stream:
             stream = await chat_completions.stream(chat)

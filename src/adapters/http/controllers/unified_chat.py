@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.content import json_body
+from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
@@ -80,7 +80,10 @@ def usage_out(usage: DomainUsage | None) -> Usage | None:
     return Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
 
 
-def to_request(data: UnifiedChatIn) -> UnifiedChatRequest:
+SEED_MAX_TOKENS = 2048
+
+
+def to_request(data: UnifiedChatIn, max_tokens: int) -> UnifiedChatRequest:
     return UnifiedChatRequest(
         messages=[(m.role, m.content) for m in data.messages],
         model=data.model,
@@ -90,7 +93,7 @@ def to_request(data: UnifiedChatIn) -> UnifiedChatRequest:
         store_memory=data.store_memory,
         rag_k=data.rag_k,
         memory_limit=data.memory_limit,
-        max_tokens=data.max_tokens,
+        max_tokens=max_tokens,
         temperature=data.temperature,
         top_p=data.top_p,
         latency_budget_ms=data.latency_budget_ms,
@@ -143,15 +146,21 @@ class UnifiedChatController(Controller):
         admission: AdmissionControl,
     ) -> Response[UnifiedChatOut]:
         principal = request.user
+        data = strictly(await request.body(), UnifiedChatIn)
         admission.check_policy(principal, data.model, data.max_tokens)
-        estimate = estimate_tokens([m.content for m in data.messages], data.max_tokens)
+        contents = [m.content for m in data.messages]
+        admission.check_conversation(contents)
+        cap = admission.max_tokens_cap(principal)
+        max_tokens = data.max_tokens or min(SEED_MAX_TOKENS, cap or SEED_MAX_TOKENS)
+        estimate = estimate_tokens(contents, max_tokens)
         remember_admission(request, await admission.admit(principal, estimate))
         if data.stream:
             return await self._stream(  # type: ignore[return-value]
-                request, data, unified_chat, request_metrics, admission, estimate
-            )
+                request, to_request(data, max_tokens), unified_chat, request_metrics,
+                admission, estimate,
+            )  # fmt: skip
         answer = await unless_disconnected(
-            request, unified_chat.answer(request.user, to_request(data))
+            request, unified_chat.answer(request.user, to_request(data, max_tokens))
         )
         observe(request, request_metrics, answer.metadata)
         usage = answer.usage
@@ -177,13 +186,13 @@ class UnifiedChatController(Controller):
     async def _stream(
         self,
         request: Request[Any, Any, Any],
-        data: UnifiedChatIn,
+        unified_request: UnifiedChatRequest,
         unified_chat: UnifiedChat,
         metrics: RequestMetrics,
         admission: AdmissionControl,
         estimate: int,
     ) -> Stream:
-        stream = await unified_chat.stream(request.user, to_request(data))
+        stream = await unified_chat.stream(request.user, unified_request)
         chunks = stream.chunks()
         first = await first_chunk(chunks, stream.aclose)
 
