@@ -182,7 +182,7 @@ def test_forget_also_clears_what_the_chat_remembers(client: httpx.Client) -> Non
     memory_id = chat(client, FACT, user_id=user, **ROOMY)["metadata"]["memory_id"]
     assert eventually(lambda: [m for m in page(client, user)["data"] if m["id"] == memory_id])
     assert client.delete(MEMORIES, params={"user_id": user}).json()["deleted"] == 1
-    asked = chat(client, QUESTION, user_id=user, store_memory=False, **ROOMY)
+    asked = chat(client, QUESTION, user_id=user, store_memory=False, use_rag=False, **ROOMY)
     assert asked["context"]["memories"] == []
     # Neither long-term memory nor the short-term context reach the model.
     assert "Reykjavik" not in system_prompt(asked)

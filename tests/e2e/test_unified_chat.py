@@ -304,7 +304,8 @@ def test_a_fact_told_earlier_appears_in_context_memories(client: httpx.Client) -
 def test_another_user_sees_nothing_of_it(client: httpx.Client) -> None:
     alice, bob = unique("alice"), unique("bob")
     tell(client, alice)
-    asked = chat(client, QUESTION, user_id=bob, **ROOMY)
+    # No documents: other tests' documents may mention the city; memory is the question.
+    asked = chat(client, QUESTION, user_id=bob, use_rag=False, **ROOMY)
     assert asked["context"]["memories"] == []
     assert "Reykjavik" not in system_prompt(asked)
 
@@ -328,7 +329,7 @@ def test_another_tenant_with_the_same_user_id_sees_nothing(
     with api_client(tenant_gateway, "sk-a") as acme:
         tell(acme, alice)
     with api_client(tenant_gateway, "sk-b") as globex:
-        asked = chat(globex, QUESTION, user_id=alice, **ROOMY)
+        asked = chat(globex, QUESTION, user_id=alice, use_rag=False, **ROOMY)
     assert asked["context"]["memories"] == []
     assert "Reykjavik" not in system_prompt(asked)
 
@@ -354,7 +355,7 @@ def test_store_memory_false_writes_nothing(client: httpx.Client) -> None:
 def test_use_memory_false_puts_no_memory_in_context(client: httpx.Client) -> None:
     user = unique("forgetful")
     tell(client, user)
-    asked = chat(client, QUESTION, user_id=user, use_memory=False, **ROOMY)
+    asked = chat(client, QUESTION, user_id=user, use_memory=False, use_rag=False, **ROOMY)
     assert asked["context"]["memories"] == []
     assert asked["metadata"]["memories_retrieved"] == 0
     assert "Reykjavik" not in system_prompt(asked)
