@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,11 @@ def start_gateway(
     cores: str | None,
     src: Path | None = None,
     name: str = "gateway",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Target:
     """``gateway serve`` with one worker, JSON logs to ``<name>.log``. ``src`` runs
-    another source tree (a patched copy) with the same environment."""
+    another source tree (a patched copy) with the same environment; ``extra_env``
+    overrides or adds settings. The data directory is ``<log_dir>/<name>/data``."""
     work = fleet.log_dir / name
     work.mkdir(exist_ok=True)
     env = _clean_env()
@@ -115,6 +118,7 @@ def start_gateway(
             {"standard": {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}}
         ),
     )
+    env.update(extra_env or {})
     if src is not None:
         env["PYTHONPATH"] = str(src)
     port = free_port()

@@ -24,7 +24,7 @@ from domain.conversation import Conversation
 from domain.documents import DocumentHit
 from domain.errors import BackendUnavailable, InvalidRequest
 from domain.memory import MemoryHit, render_turn
-from domain.principal import Principal
+from domain.principal import Principal, Tier
 from ports.chat_model import ChatStream
 from ports.clock import Clock
 from ports.embedder import Embedder
@@ -87,6 +87,21 @@ class UnifiedAnswer:
     usage: Usage | None
     context: ContextBundle
     metadata: UnifiedMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    """What one retrieval at start cost, stage by stage, and what failed."""
+
+    timings_ms: dict[str, float]
+    degraded: list[Degradation]
+
+
+# A caller no key can be: its searches read nothing any tenant stored.
+WARM_UP_CALLER = Principal("warm-up", Tier.STANDARD, tenant="gateway:warm-up")
+# Cold, loading a model can take a second or two; a backend that hangs must not hold the
+# start for longer than this budget's retrieval share.
+WARM_UP_BUDGET_MS = 20_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +254,19 @@ class UnifiedChat:
             recent=recent,
         )
         return Retrieved(context, degraded)
+
+    async def warm_up(self) -> WarmUp:
+        """One retrieval as a chat turn runs it (embedding, then memory and documents
+        together), so the first user's request does not pay for loading the embedding
+        model and opening the engine's segments. Reads only; never raises."""
+        request = UnifiedChatRequest(messages=[("user", "warm up")], user_id="warm-up")
+        budget = LatencyBudget(
+            WARM_UP_BUDGET_MS, self._clock.monotonic, self._limits.retrieval_share
+        )
+        retrieved = await self.retrieve(
+            WARM_UP_CALLER, request, budget, Conversation.of(request.messages)
+        )
+        return WarmUp(dict(budget.timings_ms), retrieved.degraded)
 
     def _generation_request(
         self, request: UnifiedChatRequest, conversation: Conversation, context: ContextBundle,

@@ -440,6 +440,13 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
     if inspect.isawaitable(started):
         await started
     try:
+        unified_chat: UnifiedChat = await _resolve(container.unified_chat)
+        warm = await unified_chat.warm_up()
+        log.info(
+            "retrieval warmed up: %s%s",
+            ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in warm.timings_ms.items()),
+            "".join(f"; {d.stage} degraded: {d.reason}" for d in warm.degraded),
+        )
         yield Services(
             chat_completions=await _resolve(container.chat_completions),
             model_router=await _resolve(container.model_router),
@@ -447,7 +454,7 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             request_metrics=await _resolve(container.request_metrics),
             knowledge_base=await _resolve(container.knowledge_base),
             memories=await _resolve(container.memories),
-            unified_chat=await _resolve(container.unified_chat),
+            unified_chat=unified_chat,
             create_embeddings=await _resolve(container.create_embeddings),
             admission=await _resolve(container.admission),
             key_management=await _resolve(container.key_management),

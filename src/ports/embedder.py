@@ -26,7 +26,9 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` as the model counts them (an estimate where the adapter
-        has no tokenizer); chunking measures chunks with it."""
+        has no tokenizer); chunking measures chunks with it. Subadditive over texts
+        joined by one whitespace character: ``count(a + "\n" + b) <= count(a) +
+        count(b) + 1``, so the context can be sized piece by piece."""
         ...
 
     async def check(self) -> ServiceHealth: ...

@@ -138,6 +138,27 @@ async def test_tokens_are_counted(embedder: EmbedderUnderTest) -> None:
     assert 1 <= count("hello") <= count("hello world") < count(TEXTS[2])
 
 
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("hello", "world"),
+        ("- (2026-11-29) User: I prefer window seats.", "[1] (source: faq.md) Returns: 30 days."),
+        (TEXTS[2], "x" * 41),
+        ("naïve café", "東京 タワー"),
+        ("a.b,c", ";d"),
+    ],
+)
+async def test_counts_are_subadditive_over_joined_texts(
+    embedder: EmbedderUnderTest, left: str, right: str
+) -> None:
+    """The context is sized piece by piece: joining pieces never costs more than the
+    sum of their counts plus one per separator."""
+    count = embedder.adapter.count_tokens
+
+    for separator in ("\n", " "):
+        assert count(left + separator + right) <= count(left) + count(right) + 1
+
+
 async def test_is_healthy(embedder: EmbedderUnderTest) -> None:
     health = await embedder.adapter.check()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from domain.budget import LatencyBudget
@@ -92,6 +94,47 @@ def test_bundle_is_trimmed_to_the_token_budget_weakest_first() -> None:
     assert trimmed.memories == full.memories[: len(trimmed.memories)]
     assert trimmed.memories
     assert trimmed.documents
+
+
+def test_trimming_counts_each_piece_once_never_the_whole_context() -> None:
+    documents = [document(f"document number {i} " + "word " * 20) for i in range(6)]
+    memories = [memory(f"memory {i} " + "word " * 20, 1.0 - i / 10) for i in range(3)]
+    counted: list[str] = []
+
+    def counting(text: str) -> int:
+        counted.append(text)
+        return words(text)
+
+    full = ContextBundle.build(memories, documents, token_budget=10_000, count_tokens=words)
+    budget = words(full.render() or "") // 3
+    trimmed = ContextBundle.build(memories, documents, token_budget=budget, count_tokens=counting)
+
+    assert words(trimmed.render() or "") <= budget
+    assert len(trimmed.documents) + len(trimmed.memories) < len(documents) + len(memories)
+    # The preamble, three section headers, each item once: what a cache can serve.
+    assert len(counted) == 4 + len(documents) + len(memories)
+    assert all(text.count("word word") <= 20 for text in counted)
+
+
+def characters_over_four(text: str) -> int:  # the remote embedder's kind of estimate
+    return -(-len(text) // 4)
+
+
+@pytest.mark.parametrize("count_tokens", [words, characters_over_four])
+@pytest.mark.parametrize("budget", [60, 150, 300, 600])
+def test_the_trimmed_context_fits_its_budget(
+    count_tokens: Callable[[str], int], budget: int
+) -> None:
+    documents = [document(f"document {i} " + "lorem ipsum " * (5 + i)) for i in range(8)]
+    memories = [memory(f"memory {i} " + "dolor sit " * (3 + i), 1.0 - i / 10) for i in range(6)]
+    recent = [f"User: turn {i}\nAssistant: reply {i}" for i in range(3)]
+
+    bundle = ContextBundle.build(
+        memories, documents, token_budget=budget, count_tokens=count_tokens, recent=recent
+    )
+
+    assert count_tokens(bundle.render() or "") <= budget
+    assert bundle.documents == tuple(documents[: len(bundle.documents)])
 
 
 def test_a_tiny_budget_leaves_no_context() -> None:

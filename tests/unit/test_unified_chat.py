@@ -232,3 +232,38 @@ async def test_a_follow_up_sees_the_recent_turn_before_it_is_stored() -> None:
     after = await w.chat.answer(ALICE, ask("What is my code?", user_id="alice", use_rag=False))
     assert "QX-91" not in w.prompt()
     assert after.context.recent == () or "QX-91" not in " ".join(after.context.recent)
+
+
+# --- warm-up at start ---------------------------------------------------------------------
+
+
+async def test_warm_up_runs_the_retrieval_path_once_without_storing_anything(
+    world: World,
+) -> None:
+    calls_before = len(world.embedder.calls)
+
+    report = await world.chat.warm_up()
+
+    assert len(world.embedder.calls) == calls_before + 1  # the query embedded once
+    assert set(report.timings_ms) == {"embedding", "memory_retrieval", "rag_retrieval"}
+    assert report.degraded == []
+    assert await world.queue.depth() == 0
+    assert world.store.adds == 0
+    assert world.model.requests == []  # no generation: the upstream is not asked
+
+
+async def test_warm_up_reports_a_backend_down_instead_of_raising(world: World) -> None:
+    world.index.down = True
+    world.store.down = True
+
+    report = await world.chat.warm_up()
+
+    assert {d.stage for d in report.degraded} == {"memory_retrieval", "rag_retrieval"}
+
+
+async def test_warm_up_reports_an_embedder_down_instead_of_raising(world: World) -> None:
+    world.embedder.failure = EmbeddingUnavailable("no model")
+
+    report = await world.chat.warm_up()
+
+    assert report.degraded[0].stage == "embedding"

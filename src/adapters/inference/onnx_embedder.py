@@ -6,15 +6,19 @@ The embedded default: no torch, no network. The model file comes from the
 pipeline is sentence-transformers' for this model: WordPiece, at most 256 tokens, mean
 pooling over the attention mask, L2 normalisation.
 
-Inference is CPU work: it runs on a worker thread of its own, so the event loop never
-waits for it and calls never contend for the session. A batch is sorted by length so
+Inference is CPU work: it runs on worker threads, so the event loop never waits for it.
+Queries have a thread of their own: a chat turn's query never queues behind a batch of
+documents or of turns being stored (onnxruntime runs one session from several threads at
+once). A batch is sorted by length so
 padding stays small; padded positions are masked out of attention and of the pooling, so
 a text's vector in a batch equals its vector alone (the contract suite checks it)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -103,30 +107,35 @@ class OnnxMiniLMEmbedder:
         self._batch_size = batch_size
         self._batch_tokens = batch_tokens
         self._threads = intra_op_threads
-        # Two tokenizers: the model's truncates (used on the worker thread only), the
-        # counter does not (used on the caller's thread), so neither shares state.
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        # A tokenizer per thread: the model's truncate (one per worker thread), the
+        # counter does not (used on the caller's thread), so none shares state.
         self._counter = Tokenizer.from_file(str(tokenizer_path))
         self._counter.no_padding()
         self._counter.no_truncation()
-        self._session: Any = None  # created on the worker thread at first use
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-embedder")
+        # Retrieved chunks and memories come back request after request, and the
+        # context is sized from their counts (a few ms for 1,500 tokens).
+        self._count = functools.lru_cache(maxsize=4096)(self._count_uncached)
+        self._session: Any = None  # created on a worker thread at first use
+        self._session_lock = threading.Lock()
+        self._documents = _Worker(_truncating(tokenizer_path), "onnx-embedder")
+        self._queries = _Worker(_truncating(tokenizer_path), "onnx-embedder-query")
         self._closed = False
 
     async def embed_query(self, text: str) -> list[float]:
-        return (await self._run([text]))[0]
+        return (await self._run([text], self._queries))[0]
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return await self._run(list(texts))
+        return await self._run(list(texts), self._documents)
 
     def count_tokens(self, text: str) -> int:
         """Exact WordPiece tokens of ``text``, without the two special tokens the model
         adds ([CLS], [SEP]) and without truncation: a text the model sees whole has at
         most ``MAX_TOKENS - 2``."""
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     async def check(self) -> ServiceHealth:
@@ -139,14 +148,15 @@ class OnnxMiniLMEmbedder:
 
     def close(self) -> None:
         self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for worker in (self._queries, self._documents):
+            worker.executor.shutdown(wait=True, cancel_futures=True)
 
-    async def _run(self, texts: list[str]) -> list[list[float]]:
+    async def _run(self, texts: list[str], worker: _Worker) -> list[list[float]]:
         if self._closed:
             raise EmbeddingUnavailable("the embedded embedder is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._embed, texts)
+            return await loop.run_in_executor(worker.executor, self._embed, texts, worker)
         except EmbeddingUnavailable:
             raise
         except Exception as exc:  # onnxruntime's error types are not a stable API
@@ -154,11 +164,11 @@ class OnnxMiniLMEmbedder:
 
     # --- on the worker thread -------------------------------------------------------
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def _embed(self, texts: list[str], worker: _Worker) -> list[list[float]]:
         import numpy as np
 
         session = self._session or self._open_session()
-        encodings = self._tokenizer.encode_batch(texts)
+        encodings = worker.tokenizer.encode_batch(texts)
         lengths = [len(e.ids) for e in encodings]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         vectors = np.empty((len(texts), DIMENSION), dtype=np.float32)
@@ -187,6 +197,10 @@ class OnnxMiniLMEmbedder:
         return [*batches, rows] if rows else batches
 
     def _open_session(self) -> Any:
+        with self._session_lock:  # both workers may ask first
+            return self._session or self._load_session()
+
+    def _load_session(self) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -203,6 +217,23 @@ class OnnxMiniLMEmbedder:
                 f"the embedded embedder cannot load {self._model_path}: {exc}"
             ) from exc
         return self._session
+
+
+class _Worker:
+    """One inference thread and the tokenizer only it uses."""
+
+    def __init__(self, tokenizer: Any, name: str) -> None:
+        self.tokenizer = tokenizer
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+
+def _truncating(tokenizer_path: Path) -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    return tokenizer
 
 
 def _mean_pooled_unit(
