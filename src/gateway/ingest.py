@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -213,31 +213,59 @@ def _options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
 
 
 class Progress:
-    """One line per file on stderr as its outcome is known, and the totals."""
+    """Where the run stands, on stderr. On a terminal, a bar redrawn in place (files,
+    chunks, seconds) with each failure on a line of its own above it; elsewhere (a log,
+    a pipe), one line per file as its outcome is known."""
 
-    def __init__(self, files: Sequence[SourceFile]) -> None:
+    WIDTH = 30
+
+    def __init__(self, files: Sequence[SourceFile], stream: TextIO | None = None) -> None:
         self.files = files
         self.chunks = 0
         self.ingested: list[SourceFile] = []
         self.failed: list[SourceFile] = []
+        self._stream = stream or sys.stderr
+        self._bar = self._stream.isatty()
+        self._started = time.perf_counter()
 
     def ok(self, file: SourceFile, chunks: int) -> None:
         self.ingested.append(file)
         self.chunks += chunks
-        self._line(f"{file.path}: {chunks} chunk{'' if chunks == 1 else 's'}")
+        self._report(f"{file.path}: {chunks} chunk{'' if chunks == 1 else 's'}")
 
     def error(self, file: SourceFile, reason: str) -> None:
         self.failed.append(file)
-        self._line(f"{file.path}: error: {reason}")
+        self._report(f"{file.path}: error: {reason}", always=True)
 
     def unreported(self) -> list[SourceFile]:
         reported = {id(f) for f in (*self.ingested, *self.failed)}
         return [f for f in self.files if id(f) not in reported]
 
-    def _line(self, text: str) -> None:
+    def close(self) -> None:
+        if self._bar:
+            self._stream.write("\n")
+            self._stream.flush()
+
+    def bar(self) -> str:
         total = len(self.files)
         done = len(self.ingested) + len(self.failed)
-        _say(f"[{done:>{len(str(total))}}/{total}] {text}")
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        seconds = time.perf_counter() - self._started
+        return (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} files, "
+            f"{self.chunks} chunks, {len(self.failed)} failed, {seconds:.1f} s"
+        )
+
+    def _report(self, text: str, *, always: bool = False) -> None:
+        if not self._bar:
+            total = len(self.files)
+            done = len(self.ingested) + len(self.failed)
+            self._stream.write(f"[{done:>{len(str(total))}}/{total}] {text}\n")
+        elif always:  # clear the bar, the line above it, then the bar again
+            self._stream.write(f"\r\033[K{text}\n{self.bar()}")
+        else:
+            self._stream.write(f"\r\033[K{self.bar()}")
+        self._stream.flush()
 
 
 def _prepared(
@@ -286,6 +314,7 @@ def ingest(args: argparse.Namespace) -> int:
                     else:
                         progress.error(document.file, outcome)
     finally:
+        progress.close()
         unsent = len(progress.unreported())
         print(
             f"ingested {len(progress.ingested)} of {len(files)} files ({progress.chunks} "
