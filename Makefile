@@ -1,7 +1,7 @@
 # The seed's targets. `gateway` and `gateway-build` need a Docker engine; the others run
 # locally (`make setup` first, or let `make gateway-start` set up on its first run).
 .PHONY: gateway gateway-build gateway-start gateway-stop gateway-test gateway-demo \
-        gateway-postman test bench lint setup env-example
+        gateway-postman test bench lint setup env-example api-docs
 
 PORT ?= 9000
 GATEWAY_URL ?= http://localhost:$(PORT)
@@ -32,6 +32,10 @@ lint:
 # Regenerates .env.gateway.example from the settings (a test fails when they differ).
 env-example:
 	$(PYTHON) scripts/gen-env-example.py --write
+
+# Regenerates docs/api.md from the OpenAPI schema (a test fails when they differ).
+api-docs:
+	$(PYTHON) scripts/gen-api-docs.py --write
 
 # --- Docker ------------------------------------------------------------------------------
 gateway:

