@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from adapters.http import wire
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import bearer
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY
@@ -174,3 +176,44 @@ def test_every_documented_refusal_is_openai_error_body(fuzzed_gateway: GatewayPr
         and response.get("content", {}).get("application/json", {}).get("schema") != error_schema
     ]
     assert wrong == []
+
+
+BOUNDS = (
+    *("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
+    *("minLength", "maxLength", "minItems", "maxItems"),
+)
+
+
+def bounds_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """A property's bounds, its union's branches included."""
+    found: dict[str, Any] = {}
+    for part in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        found.update({key: part[key] for key in BOUNDS if key in part})
+    return found
+
+
+def test_every_enforced_bound_is_documented(fuzzed_gateway: GatewayProcess) -> None:
+    # What the gateway enforces is msgspec's reading of the wire structs; a bound the
+    # document leaves out (Litestar drops a bound of 0 on an optional field) makes
+    # clients, and schemathesis' positive mode, take a refused value for valid.
+    structs = [
+        value
+        for value in vars(wire).values()
+        if isinstance(value, type) and issubclass(value, msgspec.Struct)
+    ]
+    _, enforced = msgspec.json.schema_components(structs)
+    document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
+    served = document["components"]["schemas"]
+    missing = [
+        f"{name}.{field}: {key}={value}"
+        for name, schema in enforced.items()
+        if name in served
+        for field, declared in schema.get("properties", {}).items()
+        for key, value in bounds_of(declared).items()
+        if bounds_of(served[name]["properties"][field]).get(key) != value
+    ]
+    assert missing == []
+    for name in ("ChatCompletionRequest", "UnifiedChatIn"):
+        properties = served[name]["properties"]
+        assert bounds_of(properties["temperature"]) == {"minimum": 0, "maximum": 2}
+        assert bounds_of(properties["top_p"]) == {"minimum": 0, "maximum": 1}

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
 from domain.errors import InvalidRequest
 
 T = TypeVar("T")
+
+# Numbers as written: a float64 cannot hold 1e400, a Decimal can (and says so).
+_decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
 
 
 async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -22,6 +28,45 @@ async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
             status_code=415,
             detail=f"Content-Type must be application/json, not {media_type or 'missing'!r}",
         )
+
+
+class JSONBodyRequest(Request[Any, Any, Any]):
+    """The request class of the JSON endpoints. Litestar decodes the body untyped
+    before it validates it, so msgspec reports a number beyond float64 ("Number out of
+    range - at `$[...]`") without its field; this names the field."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except SerializationException as exc:
+            if "out of range" not in str(exc):
+                raise
+            param = out_of_range(await self.body())
+            if param is None:
+                raise
+            raise InvalidRequest(f"Number out of range (at `{param}`)", param=param) from None
+
+
+def out_of_range(raw: bytes) -> str | None:
+    """The path (``temperature``, ``messages[0].content``) of the first number of the
+    JSON ``raw`` that a float64 cannot hold, if there is one."""
+    try:
+        document = _decode_exact(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    # Depth first, in document order, without recursion (the nesting is the client's).
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, Decimal):
+            if not math.isfinite(float(value)):
+                return path or None
+        elif isinstance(value, dict):
+            children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+            pending.extend(reversed(children))
+        elif isinstance(value, list):
+            pending.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
+    return None
 
 
 def strictly(raw: bytes, wire_type: type[T]) -> T:

@@ -1,10 +1,27 @@
-"""What the OpenAPI schema says of error answers, shared by the controllers."""
+"""What the OpenAPI schema says of error answers, shared by the controllers, and the
+bounds of the wire format that Litestar's schema leaves out."""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+import msgspec
 from litestar.openapi import ResponseSpec
 
+from adapters.http import wire
 from adapters.http.wire import ErrorResponse
+
+_BOUNDS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+)
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -28,3 +45,44 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for s in statuses
     }
+
+
+@cache
+def _wire_schemas() -> dict[str, Any]:
+    """msgspec's own JSON schema of every wire struct, by component name."""
+    structs = [
+        value
+        for value in vars(wire).values()
+        if isinstance(value, type)
+        and issubclass(value, msgspec.Struct)
+        and value.__module__ == wire.__name__
+    ]
+    _, components = msgspec.json.schema_components(structs)
+    return components
+
+
+def _bounds(schema: dict[str, Any]) -> dict[str, Any]:
+    """The bounds of a property, its union's branches included."""
+    found = {}
+    for part in [schema, *schema.get("anyOf", ()), *schema.get("oneOf", ())]:
+        found.update({key: part[key] for key in _BOUNDS if key in part})
+    return found
+
+
+def with_wire_bounds(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (Litestar's OpenAPI schema as a dict) with every bound of the wire
+    structs. Litestar tests a bound for truth, so a bound of 0 on an optional field
+    (``temperature: float | None`` with ``ge=0``) is left out, and clients and fuzzers
+    take -1 for valid; msgspec's schema of the same structs has it."""
+    served = document.get("components", {}).get("schemas", {})
+    for name, schema in _wire_schemas().items():
+        properties = served.get(name, {}).get("properties", {})
+        for field, declared in schema.get("properties", {}).items():
+            documented = properties.get(field)
+            if documented is None:
+                continue
+            present = _bounds(documented)
+            for key, value in _bounds(declared).items():
+                if key not in present:
+                    documented[key] = value
+    return document
