@@ -1,24 +1,35 @@
 """The MemoryQueue contract, run on every adapter (fake, in process, a Redis stream on a
 real private redis-server); then what only one adapter promises: the in-process bound,
-and Redis's durability across a crash and its faults."""
+and Redis's durability across a crash and its faults: the background writer resumes by
+itself when a stopped Redis comes back on the same port, empty or with its data, and no
+turn whose ``put`` succeeded is lost."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.retry import Retry as SyncRetry
 
 from adapters.memory.in_process_queue import InProcessMemoryQueue
+from adapters.memory.redis_retry import RetryPolicy
 from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
+from application.memories import MemoryWriter
 from domain.errors import MemoryUnavailable
 from domain.health import Status
-from domain.memory import MemoryTurn, new_memory_id
+from domain.memory import Memory, MemoryTurn, new_memory_id
 from tests.conftest import free_port
+from tests.fakes.fake_embedder import FakeEmbedder
+from tests.fakes.fake_memory_store import FakeMemoryStore
 
 if TYPE_CHECKING:
     from tests.contract.memory_fixtures import QueueUnderTest, RedisServer
@@ -26,6 +37,11 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.contract.memory_fixtures"]
 
 NOW = 1_700_000_000.0
+# The writer's retries, shortened: a test of a stopped Redis should not wait seconds.
+QUICK = RetryPolicy(
+    attempts=5, first_wait_s=0.01, max_wait_s=0.05, deadline_s=0.2,
+    retry_timeouts=True, retry_while_down=True,
+)  # fmt: skip
 
 
 def turn(text: str = "User: hi\nAssistant: hello", user_id: str = "alice") -> MemoryTurn:
@@ -190,7 +206,7 @@ async def test_an_entry_that_is_not_a_turn_goes_to_the_dead_letters(
 @pytest.mark.redis
 async def test_a_closed_port_is_memory_unavailable() -> None:
     client = Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
-    queue = RedisStreamMemoryQueue(client, stream="test:memory:nowhere")
+    queue = RedisStreamMemoryQueue(client, stream="test:memory:nowhere", background=QUICK)
     try:
         for call in (
             queue.put(turn()),
@@ -211,7 +227,7 @@ async def test_redis_down_then_back(private_redis_server: RedisServer) -> None:
     """Killed: every call is MemoryUnavailable (the writer backs off, the request path
     reports it); restarted empty (no persistence): the queue recreates its group."""
     client = private_redis_server.client()
-    queue = RedisStreamMemoryQueue(client, stream="test:memory:restart")
+    queue = RedisStreamMemoryQueue(client, stream="test:memory:restart", background=QUICK)
     try:
         await queue.put(turn())
         assert len(await queue.take(1, 0.5)) == 1
@@ -220,7 +236,11 @@ async def test_redis_down_then_back(private_redis_server: RedisServer) -> None:
             await queue.put(turn())
         with pytest.raises(MemoryUnavailable):
             await queue.take(1, 0.05)
-        assert (await queue.check()).status is Status.UNHEALTHY
+        down = await queue.check()
+        assert down.status is Status.UNHEALTHY
+        assert down.detail is not None
+        assert down.detail.startswith("unreachable since ")
+        assert "ConnectionError" in down.detail
         private_redis_server.start()
         assert (await queue.check()).status is Status.HEALTHY
         t = turn()
@@ -231,3 +251,123 @@ async def test_redis_down_then_back(private_redis_server: RedisServer) -> None:
         assert await queue.depth() == 0
     finally:
         await client.aclose()
+
+
+# --- the writer over a Redis that stops and comes back ---------------------------------
+
+
+class GatedMemoryStore(FakeMemoryStore):
+    """Holds each ``add`` while ``gate`` is closed (``holding`` counts them): the writer
+    then has turns in hand, taken but not stored or acknowledged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.holding = 0
+
+    async def add(self, memory: Memory, vector: list[float]) -> None:
+        self.holding += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.holding -= 1
+        await super().add(memory, vector)
+
+
+async def until(condition: Callable[[], object], within_s: float = 15.0) -> None:
+    """Polls ``condition`` (a coroutine function too) until it holds."""
+    async with asyncio.timeout(within_s):
+        while True:
+            held = condition()
+            if inspect.isawaitable(held):
+                held = await held
+            if held:
+                return
+            await asyncio.sleep(0.02)
+
+
+def emptied(queue: RedisStreamMemoryQueue) -> Callable[[], Awaitable[bool]]:
+    async def empty() -> bool:
+        return await queue.depth() == 0
+
+    return empty
+
+
+def stored(store: FakeMemoryStore) -> set[str]:
+    return {memory_id for _, _, memory_id in store.memories}
+
+
+@contextlib.asynccontextmanager
+async def writing(
+    store: FakeMemoryStore, server: RedisServer
+) -> AsyncIterator[RedisStreamMemoryQueue]:
+    """A queue on ``server`` (claiming idle entries after the default minute) drained by
+    a running ``MemoryWriter`` into ``store``, as the gateway runs them."""
+    client = server.client()
+    queue = RedisStreamMemoryQueue(client, stream="test:memory:writer", background=QUICK)
+    writer = MemoryWriter(store, queue, FakeEmbedder(64), batch=8, wait_s=0.1, backoff_s=0.05)
+    running = asyncio.create_task(writer.run())
+    try:
+        yield queue
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await client.aclose()
+
+
+async def put_all(queue: RedisStreamMemoryQueue, label: str, count: int) -> list[MemoryTurn]:
+    """Every turn that ``put`` accepted: the gateway told its client it is stored."""
+    turns = [turn(f"User: {label} {n}") for n in range(count)]
+    for t in turns:
+        await queue.put(t)
+    return turns
+
+
+@pytest.mark.redis
+async def test_the_writer_resumes_by_itself_when_redis_restarts_empty(
+    private_redis_server: RedisServer,
+) -> None:
+    store = FakeMemoryStore()
+    async with writing(store, private_redis_server) as queue:
+        accepted = await put_all(queue, "before", 3)
+        await until(lambda: stored(store) >= {t.memory_id for t in accepted})
+        private_redis_server.kill()  # no persistence: it comes back empty, group and all
+        with pytest.raises(MemoryUnavailable):
+            await queue.put(turn("User: while down"))  # refused: never acknowledged
+        await asyncio.sleep(0.5)  # the writer fails and backs off meanwhile
+        private_redis_server.start()
+        accepted += await put_all(queue, "after", 3)
+        await until(lambda: stored(store) >= {t.memory_id for t in accepted})
+        await until(emptied(queue))
+        assert (await queue.check()).status is Status.HEALTHY
+
+
+@pytest.mark.redis
+async def test_turns_in_hand_when_redis_stops_are_stored_once_it_is_back(
+    private_redis_server: RedisServer,
+) -> None:
+    """Redis stops (saving its data) while the writer holds taken turns, and storing them
+    fails meanwhile, so they can be neither acknowledged nor put back. Back on the same
+    port with the stream and the group, the writer takes them again at once (not after
+    ``claim_idle_s``, a minute) and stores them."""
+    store = GatedMemoryStore()
+    store.gate.clear()
+    async with writing(store, private_redis_server) as queue:
+        accepted = await put_all(queue, "in hand", 3)
+        await until(lambda: store.holding)
+        no_retry = SyncRetry(NoBackoff(), 0)  # SHUTDOWN's answer is a closed connection
+        with SyncRedis(port=private_redis_server.port, socket_timeout=5, retry=no_retry) as admin:
+            admin.shutdown(save=True)
+        private_redis_server.kill()  # reaps the process
+        store.down = True
+        store.gate.set()  # the add fails, and so does putting the turn back
+        await until(lambda: store.add_calls >= 1)
+        await asyncio.sleep(0.3)
+        store.down = False
+        private_redis_server.start()
+        accepted += await put_all(queue, "after", 2)
+        await until(lambda: stored(store) >= {t.memory_id for t in accepted}, within_s=20)
+        await until(emptied(queue))
+    assert stored(store) == {t.memory_id for t in accepted}

@@ -1,4 +1,6 @@
-"""The RecentTurns contract (short-term context), over both adapters."""
+"""The RecentTurns contract (short-term context), over both adapters; then Redis's
+faults: a request never waits on a Redis that is down, the health says so, and the
+adapter works again once Redis is back on the same port."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from redis.asyncio import Redis
 
 from adapters.memory.recent_turns import InProcessRecentTurns, RedisRecentTurns
 from domain.errors import MemoryUnavailable
+from domain.health import Status
 from ports.recent_turns import RecentTurns
 
 if TYPE_CHECKING:
@@ -63,5 +66,32 @@ async def test_redis_down_is_memory_unavailable(redis_server: RedisServer) -> No
     try:
         with pytest.raises(MemoryUnavailable):
             await RedisRecentTurns(client).append("acme", "alice", "x")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_down_then_back(private_redis_server: RedisServer) -> None:
+    client = private_redis_server.client()
+    turns = RedisRecentTurns(client, turns=3)
+    try:
+        await turns.append("acme", "alice", "before")
+        assert (await turns.check()).status is Status.HEALTHY
+        private_redis_server.kill()
+        for call in (
+            turns.append("acme", "alice", "while down"),
+            turns.recent("acme", "alice", 5),
+            turns.clear("acme", "alice"),
+        ):
+            with pytest.raises(MemoryUnavailable, match="Redis could not"):
+                await call
+        down = await turns.check()
+        assert (down.name, down.status) == ("recent_turns", Status.UNHEALTHY)
+        assert down.detail is not None
+        assert down.detail.startswith("unreachable since ")
+        private_redis_server.start()  # no persistence: back empty
+        assert (await turns.check()).status is Status.HEALTHY
+        await turns.append("acme", "alice", "after")
+        assert await turns.recent("acme", "alice", 5) == ["after"]
     finally:
         await client.aclose()

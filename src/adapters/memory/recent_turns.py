@@ -7,9 +7,9 @@ import time
 from collections import OrderedDict, deque
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from domain.errors import MemoryUnavailable
+from adapters.memory.redis_retry import REQUEST_PATH, RedisLink, RetryPolicy
+from domain.health import ServiceHealth
 
 
 def _user_key(tenant: str, user_id: str) -> str:
@@ -48,39 +48,55 @@ class InProcessRecentTurns:
 
 class RedisRecentTurns:
     """A capped Redis list per user (LPUSH + LTRIM), expiring ``ttl_s`` after the last
-    turn: shared by every gateway instance."""
+    turn: shared by every gateway instance. Every call is on the request path: retried
+    briefly (``policy``), not at all while Redis is known to be down. An ``append`` retried
+    after a lost answer may keep a turn twice, for ``ttl_s`` at most."""
 
     def __init__(
-        self, redis: Redis, *, turns: int = 6, ttl_s: float = 3600.0, prefix: str = "gateway:recent"
+        self,
+        redis: Redis,
+        *,
+        turns: int = 6,
+        ttl_s: float = 3600.0,
+        prefix: str = "gateway:recent",
+        health_name: str = "recent_turns",
+        policy: RetryPolicy = REQUEST_PATH,
+        link: RedisLink | None = None,
     ) -> None:
+        self.health_name = health_name
         self._redis = redis
         self._turns = turns
         self._ttl = int(ttl_s)
         self._prefix = prefix
+        self._policy = policy
+        self._link = link or RedisLink("recent_turns")
 
     def _key(self, tenant: str, user_id: str) -> str:
         return f"{self._prefix}:{_user_key(tenant, user_id)}"
 
     async def append(self, tenant: str, user_id: str, text: str) -> None:
         key = self._key(tenant, user_id)
-        try:
+
+        async def push() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.lpush(key, text.encode())
                 pipe.ltrim(key, 0, self._turns - 1)
                 pipe.expire(key, self._ttl)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise MemoryUnavailable(f"redis is unavailable for recent turns: {exc}") from exc
+
+        await self._link.run("keep a recent turn", push, self._policy)
 
     async def recent(self, tenant: str, user_id: str, limit: int) -> list[str]:
-        try:
-            values = await self._redis.lrange(self._key(tenant, user_id), 0, limit - 1)
-        except (RedisError, OSError) as exc:
-            raise MemoryUnavailable(f"redis is unavailable for recent turns: {exc}") from exc
+        key = self._key(tenant, user_id)
+        values = await self._link.run(
+            "read recent turns", lambda: self._redis.lrange(key, 0, limit - 1), self._policy
+        )
         return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
     async def clear(self, tenant: str, user_id: str) -> None:
-        try:
-            await self._redis.delete(self._key(tenant, user_id))
-        except (RedisError, OSError) as exc:
-            raise MemoryUnavailable(f"redis is unavailable for recent turns: {exc}") from exc
+        key = self._key(tenant, user_id)
+        await self._link.run("forget recent turns", lambda: self._redis.delete(key), self._policy)
+
+    async def check(self) -> ServiceHealth:
+        """UNHEALTHY, saying since when and why, while Redis is out of reach."""
+        return await self._link.check(self.health_name, self._redis.ping)
