@@ -14,6 +14,8 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.0, 1.0)
 MAX_TOKENS_MIN = 1
+# An int32: what upstreams' OpenAI servers accept, and no number a client means.
+MAX_TOKENS_MAX = 2**31 - 1
 
 # The seed's default model name: requests naming it (or no model) go to the configured
 # default model unless an upstream really serves a model of that name.

@@ -455,6 +455,17 @@ def test_a_number_beyond_float64_is_400_naming_the_field(
 
 
 @pytest.mark.parametrize("path", CHAT_ROUTES)
+def test_an_integer_of_400_digits_is_400_naming_the_field_without_echoing_it(
+    fake_gateway: GatewayProcess, path: str
+) -> None:
+    huge = b"1" + b"0" * 400
+    with api_client(fake_gateway, DEVELOPER_KEY) as client:
+        response = client.post(path, content=chat_with("max_tokens", huge), headers=JSON_TYPE)
+    error = assert_openai_error(response, 400, param="max_tokens")
+    assert "0" * 20 not in error["message"]
+
+
+@pytest.mark.parametrize("path", CHAT_ROUTES)
 def test_negative_zero_is_a_valid_temperature_but_not_a_valid_max_tokens(
     fake_gateway: GatewayProcess, path: str
 ) -> None:

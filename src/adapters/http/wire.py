@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from domain.chat import MAX_TOKENS_MIN, TEMPERATURE_RANGE, TOP_P_RANGE
+from domain.chat import MAX_TOKENS_MAX, MAX_TOKENS_MIN, TEMPERATURE_RANGE, TOP_P_RANGE
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 Temperature = Annotated[float, msgspec.Meta(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
 TopP = Annotated[float, msgspec.Meta(ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1])]
-MaxTokens = Annotated[int, msgspec.Meta(ge=MAX_TOKENS_MIN)]
+MaxTokens = Annotated[int, msgspec.Meta(ge=MAX_TOKENS_MIN, le=MAX_TOKENS_MAX)]
 
 
 class ChatMessage(msgspec.Struct, omit_defaults=True):
@@ -380,8 +380,8 @@ class KeyIn(msgspec.Struct):
     tier: Literal["standard", "developer", "admin"] = "standard"
     tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     allowed_models: list[str] | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    token_quota: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_tokens: MaxTokens | None = None
+    token_quota: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
     quota_period: Literal["day", "month"] = "month"
 
 
