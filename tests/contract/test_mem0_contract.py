@@ -6,6 +6,7 @@ Mem0's extraction JSON; and what only Mem0 can get wrong (telemetry, its history
 from __future__ import annotations
 
 import inspect
+import logging
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +77,19 @@ async def test_the_vectors_handed_in_are_used_as_they_are(
     [hit] = await mem0_memory_store.search("acme", "alice", "which bike do I ride")
     assert hit.text == text
     assert mem0_memory_store.embedder.calls == [], "Mem0 embedded what it was given"
+
+
+async def test_no_memory_text_reaches_the_logs(
+    mem0_memory_store: StoreUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    memory = await mem0_memory_store.remember("acme", "alice", "My PIN is 4711-SECRET.")
+    text = "My PIN is 9922-SECRET."
+    store = mem0_memory_store.store
+    await store.update("acme", "alice", memory.id, text, mem0_memory_store.embedder.vector(text))
+    await mem0_memory_store.search("acme", "alice", "what is my PIN")
+
+    assert "SECRET" not in caplog.text
 
 
 async def test_memories_survive_a_reopen(mem0_memory_store: StoreUnderTest, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -321,6 +322,9 @@ class Mem0MemoryStore:
         except ImportError as exc:
             raise MemoryUnavailable("mem0ai is not installed (the gateway's [mem0] extra)") from exc
         telemetry.MEM0_TELEMETRY = mem0_main.MEM0_TELEMETRY = False  # if imported before, on
+        # Mem0 logs memories' text at INFO ("Updating memory with data=..."): users' words
+        # stay out of the gateway's logs.
+        logging.getLogger("mem0").setLevel(max(logging.WARNING, logging.getLogger("mem0").level))
         client = self._connect()
         try:
             self._check_dimension(client)
