@@ -56,10 +56,11 @@ class Memories:
                 f"limit must be between {MEMORY_LIMIT_RANGE[0]} and {MEMORY_LIMIT_RANGE[1]}",
                 param="memory_limit",
             )
+        user_id = check_user_id(user_id)  # before paying for the embedding
         if vector is None:
             vector = await self._embedder.embed_query(query)
         return await self._store.search(
-            tenant, check_user_id(user_id), query, list(vector), limit, self._clock.now()
+            tenant, user_id, query, list(vector), limit, self._clock.now()
         )
 
     async def remember(self, tenant: str, user_id: str, text: str) -> str:

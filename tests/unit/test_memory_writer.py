@@ -259,10 +259,13 @@ async def test_recall_accepts_the_limits_bounds(memories: Memories, limit: int) 
 
 
 @pytest.mark.parametrize("user_id", ["", "   ", "u" * (MAX_USER_ID + 1)])
-async def test_recall_refuses_a_bad_user_id(memories: Memories, user_id: str) -> None:
+async def test_recall_refuses_a_bad_user_id(
+    memories: Memories, embedder: FlakyEmbedder, user_id: str
+) -> None:
     with pytest.raises(InvalidRequest) as error:
         await memories.recall("acme", user_id, "anything", 5)
     assert error.value.param == "user_id"
+    assert embedder.calls == []  # refused before the query was embedded
 
 
 async def test_recall_decays_by_the_clocks_now(memories: Memories, clock: FakeClock) -> None:
