@@ -21,7 +21,6 @@ from domain.budget import LatencyBudget
 from domain.chat import ChatRequest, Usage
 from domain.context import ContextBundle
 from domain.conversation import Conversation
-from domain.documents import DocumentHit
 from domain.errors import BackendUnavailable, InvalidRequest
 from domain.memory import MemoryHit, render_turn
 from domain.principal import Principal, Tier
@@ -209,9 +208,6 @@ class UnifiedChat:
                 degraded.append(Degradation("rag_retrieval", skipped))
             return Retrieved(ContextBundle(), degraded)
 
-        async def nothing() -> list[Any]:
-            return []
-
         async def recent_turns(user_id: str) -> list[str]:
             # Short-term context failing (Redis down) must not cost the long-term hits.
             try:
@@ -231,18 +227,23 @@ class UnifiedChat:
                 recent_turns(user_id),
             )
 
-        async def no_memories() -> tuple[list[MemoryHit], list[str]]:
-            return [], []
+        async def not_asked() -> tuple[None, None]:  # a stage not run reports no time
+            return None, None
 
-        memory_work = remembered() if want_memory else no_memories()
-        rag_work: Awaitable[list[DocumentHit]] = (
-            self._knowledge_base.search(principal, query, request.rag_k, request.rag_filter, vector)
-            if want_rag
-            else nothing()
+        memory_stage = (
+            self._timed(budget, "memory_retrieval", remembered(), deadline)
+            if want_memory
+            else not_asked()
         )
+        rag_stage = (
+            self._timed(budget, "rag_retrieval", self._knowledge_base.search(
+                principal, query, request.rag_k, request.rag_filter, vector
+            ), deadline)
+            if want_rag
+            else not_asked()
+        )  # fmt: skip
         (memory_result, memory_failed), (documents, rag_failed) = await asyncio.gather(
-            self._timed(budget, "memory_retrieval", memory_work, deadline),
-            self._timed(budget, "rag_retrieval", rag_work, deadline),
+            memory_stage, rag_stage
         )
         degraded += [d for d in (memory_failed, rag_failed) if d is not None]
         memories, recent = memory_result or ([], [])

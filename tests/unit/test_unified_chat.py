@@ -267,3 +267,15 @@ async def test_warm_up_reports_an_embedder_down_instead_of_raising(world: World)
     report = await world.chat.warm_up()
 
     assert report.degraded[0].stage == "embedding"
+
+
+async def test_a_stage_not_asked_for_reports_no_time(world: World) -> None:
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?", use_rag=False))
+
+    assert answer.metadata.rag_retrieval_ms == 0.0
+    assert answer.metadata.memory_retrieval_ms == 0.0  # no user_id: no memory either
+    assert answer.metadata.embedding_ms == 0.0  # nothing to retrieve: nothing embedded
+
+    with_rag = await world.chat.answer(ALICE, ask("Can orders be returned?"))
+    assert with_rag.metadata.rag_retrieval_ms > 0.0
+    assert with_rag.metadata.memory_retrieval_ms == 0.0
