@@ -119,6 +119,7 @@ class RedisServer:
     directory: Path
     port: int
     process: subprocess.Popen[str] | None = None
+    options: tuple[str, ...] = ()  # more redis-server options (the later ones win)
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -129,7 +130,7 @@ class RedisServer:
             pytest.skip(message)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--bind", "127.0.0.1", "--dir", str(self.directory)],
+             "--bind", "127.0.0.1", "--dir", str(self.directory), *self.options],
             cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 10
