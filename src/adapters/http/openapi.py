@@ -86,3 +86,69 @@ def with_wire_bounds(document: dict[str, Any]) -> dict[str, Any]:
                 if key not in present:
                     documented[key] = value
     return document
+
+
+def _components(
+    *structs: type[msgspec.Struct],
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    refs, components = msgspec.json.schema_components(
+        structs, ref_template="#/components/schemas/{name}"
+    )
+    return refs, components
+
+
+_SSE = "text/event-stream"
+_STREAMED = (
+    "With `stream: true`: server-sent events, one `data:` line per chunk, then `data: [DONE]`"
+)
+
+
+def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with what the handlers read or write themselves, so Litestar cannot
+    see it: the bodies ``POST /v1/documents`` accepts (JSON, a batch, a multipart
+    upload), the event streams of the chat routes, the Prometheus text of
+    ``/metrics``."""
+    paths = document.get("paths", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    ingest = paths.get("/v1/documents", {}).get("post")
+    if ingest is not None:
+        (one, many), components = _components(wire.DocumentIn, wire.DocumentsIn)
+        for name, schema in components.items():
+            schemas.setdefault(name, schema)
+        ingest["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"oneOf": [one, many]}},
+                "multipart/form-data": {"schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "source": {"type": "string"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                        "scope": {"type": "string", "enum": ["tenant", "global"]},
+                    },
+                }},
+            },
+        }  # fmt: skip
+    for path in ("/v1/chat/completions", "/v1/chat"):
+        answered = paths.get(path, {}).get("post", {}).get("responses", {}).get("200")
+        if answered is not None:
+            # One event: its ``data`` is a chunk as JSON, or ``[DONE]``.
+            answered.setdefault("content", {})[_SSE] = {
+                "schema": {
+                    "type": "object",
+                    "description": _STREAMED,
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+                }
+            }
+    metrics = paths.get("/metrics", {}).get("get", {}).get("responses", {}).get("200")
+    if metrics is not None:
+        metrics.setdefault("content", {})["text/plain"] = {
+            "schema": {
+                "type": "string",
+                "description": "Prometheus exposition format, with `Accept: text/plain`",
+            }
+        }
+    return document

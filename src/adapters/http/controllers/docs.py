@@ -9,14 +9,14 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from adapters.http.openapi import with_wire_bounds
+from adapters.http.openapi import with_undeclared_media, with_wire_bounds
 
 _SWAGGER = SwaggerRenderPlugin(path="/docs")
 _REDOC = RedocRenderPlugin(path="/redoc")
 
 
 def _schema(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return with_wire_bounds(request.app.openapi_schema.to_schema())
+    return with_undeclared_media(with_wire_bounds(request.app.openapi_schema.to_schema()))
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
