@@ -22,18 +22,24 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
-def ratelimit_headers(admission: Admission) -> dict[str, str]:
-    headers = {
-        "x-ratelimit-limit-requests": str(admission.limit_requests),
-        "x-ratelimit-remaining-requests": str(admission.remaining_requests),
-        "x-ratelimit-reset-requests": _duration(admission.reset_requests_s),
-        "x-ratelimit-limit-tokens": str(admission.limit_tokens),
-        "x-ratelimit-remaining-tokens": str(admission.remaining_tokens),
-        "x-ratelimit-reset-tokens": _duration(admission.reset_tokens_s),
-    }
+def ratelimit_raw_headers(admission: Admission) -> list[tuple[bytes, bytes]]:
+    """The ``x-ratelimit-*`` headers (and ``retry-after`` when refused) as ASGI header
+    pairs: every admitted answer carries them, so they are built as bytes at once."""
+    headers = [
+        (b"x-ratelimit-limit-requests", str(admission.limit_requests).encode()),
+        (b"x-ratelimit-remaining-requests", str(admission.remaining_requests).encode()),
+        (b"x-ratelimit-reset-requests", _duration(admission.reset_requests_s).encode()),
+        (b"x-ratelimit-limit-tokens", str(admission.limit_tokens).encode()),
+        (b"x-ratelimit-remaining-tokens", str(admission.remaining_tokens).encode()),
+        (b"x-ratelimit-reset-tokens", _duration(admission.reset_tokens_s).encode()),
+    ]
     if not admission.allowed:
-        headers["retry-after"] = str(max(1, math.ceil(admission.retry_after_s)))
+        headers.append((b"retry-after", str(max(1, math.ceil(admission.retry_after_s))).encode()))
     return headers
+
+
+def ratelimit_headers(admission: Admission) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in ratelimit_raw_headers(admission)}
 
 
 def remember_admission(

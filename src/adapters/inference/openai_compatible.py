@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -154,53 +154,73 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-@contextmanager
-def _translated(upstream: str) -> Iterator[None]:
-    """httpx's errors become the port's (httpx's own map_httpcore_exceptions idea)."""
-    try:
-        yield
-    except TimeoutError as exc:
-        raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+class _Translated:
+    """httpx's errors become the port's (httpx's own map_httpcore_exceptions idea). A
+    class, not a generator context manager: one instance per upstream, reused by every
+    request (measured: 3 % of a request's CPU otherwise)."""
+
+    __slots__ = ("upstream",)
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None:
+            error = _port_error(self.upstream, exc)
+            if error is not None:
+                raise error from exc
+
+
+def _port_error(upstream: str, exc: BaseException) -> Exception | None:
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"inference upstream {upstream} did not answer in time")
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         if _never_sent(exc):
-            raise RetryableUnavailable(
-                f"inference upstream {upstream} refused the connection"
-            ) from exc
-        raise UpstreamUnavailable(
+            return RetryableUnavailable(f"inference upstream {upstream} refused the connection")
+        return UpstreamUnavailable(
             f"inference upstream {upstream} is unreachable or closed the connection"
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"inference upstream {upstream} did not answer in time") from exc
-    except (httpx.TransportError, httpx.StreamError) as exc:
-        raise UpstreamUnavailable(f"inference upstream {upstream} is unreachable") from exc
-    except aiohttp.ClientError as exc:
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"inference upstream {upstream} did not answer in time")
+    if isinstance(exc, httpx.TransportError | httpx.StreamError):
+        return UpstreamUnavailable(f"inference upstream {upstream} is unreachable")
+    if isinstance(exc, aiohttp.ClientError):
         # What the aiohttp transport does not map itself (e.g. a malformed HTTP answer).
-        raise UpstreamUnavailable(f"inference upstream {upstream} broke the protocol") from exc
+        return UpstreamUnavailable(f"inference upstream {upstream} broke the protocol")
+    return None
 
 
 class _SSEChatStream:
     """A streamed completion: payloads relayed as they arrive; closing it closes the
     upstream response (and so cancels the generation)."""
 
-    def __init__(self, response: httpx.Response, model: str, upstream: str, release: Any) -> None:
+    def __init__(
+        self, response: httpx.Response, model: str, translated: _Translated, release: Any
+    ) -> None:
         self.model = model
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self._parts: list[str] = []
         self._response = response
-        self._upstream = upstream
+        self._translated = translated
         self._release = release
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            with _translated(self._upstream):
+            with self._translated:
                 async for payload in sse_data(self._response.aiter_bytes()):
                     try:
                         head = _decode_chunk(payload)
                     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                         raise UpstreamUnavailable(
-                            f"inference upstream {self._upstream} sent a malformed stream chunk"
+                            f"inference upstream {self._translated.upstream} sent a malformed "
+                            "stream chunk"
                         ) from exc
                     if head.usage is not None:
                         self.usage = head.usage.domain()
@@ -251,6 +271,17 @@ class OpenAICompatibleChatModel:
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        # What client.build_request merges on every request, merged once: the client's
+        # default headers under ours (and the Host header first, as httpx puts it), the
+        # URL parsed, the timeout as an extension.
+        self._chat_url = httpx.URL(f"{self._base}/chat/completions")
+        merged = httpx.Headers(client.headers)
+        merged.update(self._headers)
+        self._post_headers = [(b"Host", self._chat_url.netloc), *merged.raw]
+        merged["Accept"] = "text/event-stream"
+        self._stream_headers = [(b"Host", self._chat_url.netloc), *merged.raw]
+        self._translated = _Translated(self.name)
+        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self._timeout = timeout_s
@@ -385,6 +416,25 @@ class OpenAICompatibleChatModel:
             raise UpstreamUnavailable(f"inference upstream {self.name} failed with status {status}")
         raise UpstreamRejected(message, status=status, param=param)
 
+    def _chat_request(self, body: Mapping[str, Any], *, stream: bool) -> httpx.Request:
+        """The request ``client.build_request`` would build (same headers in the same
+        order, same body and timeout), without merging the client's settings again on
+        every request (measured: 3 % of a request's CPU)."""
+        content = _encode(body)
+        headers = self._stream_headers if stream else self._post_headers
+        request = httpx.Request(
+            "POST",
+            self._chat_url,
+            headers=[*headers, (b"Content-Length", b"%d" % len(content))],
+            stream=httpx.ByteStream(content),
+            extensions=self._extensions,
+        )
+        request.read()  # the body is in memory: readable as request.content
+        if self._client.cookies:
+            # Cookies an upstream set are sent back, as build_request would.
+            httpx.Cookies(self._client.cookies).set_cookie_header(request)
+        return request
+
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         return await self._resilient(lambda: self._complete_once(body))
 
@@ -396,14 +446,9 @@ class OpenAICompatibleChatModel:
         self._acquire()
         try:
             # httpx's timeouts bound each read; this bounds the whole answer.
-            with _translated(self.name):
+            with self._translated:
                 async with asyncio.timeout(self._timeout):
-                    response = await self._client.post(
-                        f"{self._base}/chat/completions",
-                        content=_encode(body),
-                        headers=self._headers,
-                        timeout=self._timeout,
-                    )
+                    response = await self._client.send(self._chat_request(body, stream=False))
         finally:
             self._release()
         self._raise_for_status(response)
@@ -426,14 +471,8 @@ class OpenAICompatibleChatModel:
     async def _stream_once(self, body: Mapping[str, Any]) -> _SSEChatStream:
         self._acquire()
         try:
-            request = self._client.build_request(
-                "POST",
-                f"{self._base}/chat/completions",
-                content=_encode(body),
-                headers={**self._headers, "Accept": "text/event-stream"},
-                timeout=self._timeout,
-            )
-            with _translated(self.name):
+            request = self._chat_request(body, stream=True)
+            with self._translated:
                 async with asyncio.timeout(self._timeout):
                     response = await self._client.send(request, stream=True)
                 if response.status_code >= 400:
@@ -443,10 +482,10 @@ class OpenAICompatibleChatModel:
         except BaseException:
             self._release()
             raise
-        return _SSEChatStream(response, str(body["model"]), self.name, self._release)
+        return _SSEChatStream(response, str(body["model"]), self._translated, self._release)
 
     async def list_models(self) -> Sequence[ModelCard]:
-        with _translated(self.name):
+        with self._translated:
             response = await self._client.get(
                 f"{self._base}/models", headers=self._headers, timeout=self._timeout
             )

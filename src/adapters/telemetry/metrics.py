@@ -84,6 +84,9 @@ class RequestMetrics:
         self._stage_windows: dict[str, deque[float]] = {}
         self._window = window
         self._routes: dict[str, _RouteWindow] = {}
+        # prometheus-client's labels() validates and locks on every call: each series'
+        # child is looked up once (the labels are bounded: route templates).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._all: deque[float] = deque(maxlen=window)
         self._total = 0
         self._errors = 0
@@ -91,8 +94,14 @@ class RequestMetrics:
         self._started = time.monotonic()
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._requests.labels(route, method, str(status)).inc()
-        self._duration.labels(route).observe(seconds)
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._series[(route, method, status)] = (
+                self._requests.labels(route, method, str(status)),
+                self._duration.labels(route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
         window = self._routes.get(route)
         if window is None:
             window = self._routes[route] = _RouteWindow(latencies_ms=deque(maxlen=self._window))
