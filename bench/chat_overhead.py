@@ -14,7 +14,7 @@ embedded for real on every request, and name words of the corpus so the keyword 
 the hybrid search finds something too.
 
 Requests go one at a time (no queueing: each figure is one request's own cost), each as
-a different user picked at random. Figures, p50 / p95 / p99 in ms:
+a different user picked at random, back to back or at 20 a second. Figures, p50 / p95 / p99 in ms:
 
 - *non-generation overhead*: the client's latency minus the ``generation_ms`` the
   gateway reports: auth, admission, decoding, embedding, retrieval, context, enqueueing
@@ -24,8 +24,9 @@ a different user picked at random. Figures, p50 / p95 / p99 in ms:
 - *added latency*: ``/v1/chat`` against the same generation request sent straight to the
   upstream (difference of the percentiles of the two runs).
 
-Each row runs twice: storing the turn (``store_memory: true``, the default; the
-background writer then embeds and stores it, competing for the CPU) and not storing it.
+Rows: not storing the turn; storing it (``store_memory: true``, the default: the
+background writer then embeds and stores it, competing for the CPU), back to back and
+at 20 requests a second.
 Writes bench/results/chat_overhead.{md,json}; the servers' logs go to
 bench/results/logs/chat-overhead/."""
 
@@ -54,6 +55,14 @@ from bench.test_index_bench import CHUNK_WORDS, DIMENSION, TENANT, Corpus, unit_
 from domain.memory import DecayPolicy, Memory
 
 RESULTS = ROOT / "bench" / "results"
+# (label, store_memory, requests a second or None for back to back). Storing, the
+# background writer embeds each turn: back to back on two cores it competes with the
+# next request; at 20 requests a second it has the time between them.
+ROWS = (
+    ("no_store", False, None),
+    ("store_memory", True, None),
+    ("store_memory_20rps", True, 20.0),
+)
 DAY_S = 86_400.0
 UNLIMITED = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
 QUESTIONS = [
@@ -132,15 +141,27 @@ def question(rng: random.Random) -> str:
 
 
 def run_chat(
-    client: httpx.Client, base: str, requests: int, users: int, store: bool, seed: int
+    client: httpx.Client,
+    base: str,
+    requests: int,
+    users: int,
+    store: bool,
+    seed: int,
+    rate: float | None = None,
 ) -> dict[str, list[float]]:
+    """``rate``: requests a second, each leaving on its schedule (when the one before
+    has answered); None: back to back."""
     rng = random.Random(seed)
+    due = time.perf_counter()
     series: dict[str, list[float]] = {
         k: []
         for k in ("client_ms", "overhead_ms", "retrieval_ms", "embedding_ms",
                   "memory_retrieval_ms", "rag_retrieval_ms", "generation_ms")
     }  # fmt: skip
     for _ in range(requests):
+        if rate is not None:
+            due += 1 / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
         body = {
             "messages": [{"role": "user", "content": question(rng)}],
             "user_id": f"user-{rng.randrange(users):04d}",
@@ -201,9 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     logs = RESULTS / "logs" / "chat-overhead"
     shutil.rmtree(logs, ignore_errors=True)
     (logs / "gateway").mkdir(parents=True)
-    timed("stores built", lambda: build_stores(
-        logs / "gateway" / "data", args.chunks, args.memories, args.users
-    ))  # fmt: skip
+    # Built once per plan (two minutes for 100k chunks) and copied for each run, so
+    # every run starts from the same stores.
+    built = RESULTS / "logs" / f"chat-overhead-stores-{args.chunks}-{args.memories}-{args.users}"
+    if not (built / "complete").exists():
+        shutil.rmtree(built, ignore_errors=True)
+        timed("stores built", lambda: build_stores(built, args.chunks, args.memories, args.users))
+        (built / "complete").touch()
+    shutil.copytree(built / "qdrant", logs / "gateway" / "data" / "qdrant")
     results: dict[str, Any] = {"plan": vars(args)}
     with Fleet(logs) as fleet:
         upstream = start_fake_upstream(
@@ -221,15 +247,14 @@ def main(argv: list[str] | None = None) -> None:
         headers = {"Authorization": f"Bearer {BENCH_KEY}"}
         with httpx.Client(headers=headers, timeout=30) as client:
             run_chat(client, gateway.base_url, 30, args.users, False, seed=0)  # warm-up
-            for store in (False, True):
-                label = "store_memory" if store else "no_store"
-                series = timed(label, lambda s=store: run_chat(  # type: ignore[misc]
-                    client, gateway.base_url, args.requests, args.users, s, seed=1
+            for label, store, rate in ROWS:
+                series = timed(label, lambda s=store, r=rate: run_chat(  # type: ignore[misc]
+                    client, gateway.base_url, args.requests, args.users, s, seed=1, rate=r
                 ))  # fmt: skip
                 results[label] = {k: percentiles(v) for k, v in series.items()}
             direct = run_direct(client, upstream.chat_url, args.requests, seed=1)
             results["direct_upstream_ms"] = percentiles(direct)
-    for label in ("no_store", "store_memory"):
+    for label, _, _ in ROWS:
         row = results[label]
         row["added_ms"] = {
             q: round(row["client_ms"][q] - results["direct_upstream_ms"][q], 2)
@@ -247,15 +272,16 @@ def write(results: dict[str, Any]) -> None:
         "",
         f"{plan['chunks']:,} chunks and {plan['memories']:,} memories over {plan['users']:,} "
         f"users in Qdrant Edge; MiniLM (ONNX) query embedding; fake upstream; "
-        f"{plan['requests']} requests one at a time per row. ms, p50 / p95 / p99.",
+        f"{plan['requests']} requests one at a time per row (back to back, or at 20 a "
+        "second). ms, p50 / p95 / p99.",
         "",
-        "| figure | no_store | store_memory |",
-        "|---|---|---|",
+        "| figure | " + " | ".join(label for label, _, _ in ROWS) + " |",
+        "|---" * (len(ROWS) + 1) + "|",
     ]
     for key in ("overhead_ms", "retrieval_ms", "embedding_ms", "memory_retrieval_ms",
                 "rag_retrieval_ms", "generation_ms", "client_ms", "added_ms"):  # fmt: skip
         cells = []
-        for label in ("no_store", "store_memory"):
+        for label, _, _ in ROWS:
             p = results[label][key]
             cells.append(f"{p['p50']} / {p['p95']} / {p['p99']}")
         lines.append(f"| {key} | {' | '.join(cells)} |")

@@ -165,7 +165,10 @@ async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterat
     if not settings.embeddings_url:
         from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 
-        local = OnnxMiniLMEmbedder(intra_op_threads=settings.embedder_threads or 1)
+        local = OnnxMiniLMEmbedder(
+            intra_op_threads=settings.embedder_threads,
+            query_threads=settings.embedder_query_threads,
+        )
         try:
             yield local
         finally:

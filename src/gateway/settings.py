@@ -121,8 +121,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Vector size of EMBEDDINGS_MODEL (0: asked of EMBEDDINGS_URL at start)."""
     embeddings_batch: Positive = 64
     """Texts per request to EMBEDDINGS_URL."""
-    embedder_threads: int = 0
-    """CPU threads of the embedded embedder (0: onnxruntime's choice)."""
+    embedder_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """CPU threads the embedded embedder gives a batch of documents or memories (0: all
+    cores)."""
+    embedder_query_threads: Annotated[int, msgspec.Meta(ge=0)] = 2
+    """CPU threads the embedded embedder gives one chat query (0: all cores): its latency
+    is every /v1/chat request's."""
     rag_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     """Document retrieval: dense + BM25 fused by reciprocal rank, or one of them."""
     rag_threshold: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.0

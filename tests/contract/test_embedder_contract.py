@@ -213,6 +213,17 @@ async def test_max_serve_refuses_a_text_past_its_window_unless_it_is_cut(
     assert_unit([await cut.embed_query(long_text)], 384)
 
 
+async def test_the_embedded_model_gives_a_query_and_a_document_one_vector() -> None:
+    """Queries run on a session of their own (more threads): the same model still."""
+    embedder = OnnxMiniLMEmbedder(intra_op_threads=1, query_threads=2)
+    try:
+        for text in TEXTS:
+            [document] = await embedder.embed_documents([text])
+            assert distance(await embedder.embed_query(text), document) <= 1e-4
+    finally:
+        embedder.close()
+
+
 # --- the remote adapter's faults ------------------------------------------------------
 
 
