@@ -44,7 +44,7 @@ def runner() -> Iterator[asyncio.Runner]:
 def embedder(
     request: pytest.FixtureRequest, runner: asyncio.Runner
 ) -> Iterator[OnnxMiniLMEmbedder]:
-    embedder = OnnxMiniLMEmbedder(intra_op_threads=request.param)
+    embedder = OnnxMiniLMEmbedder(intra_op_threads=request.param, query_threads=request.param)
     runner.run(embedder.embed_query("warm up"))  # the session loads on first use
     yield embedder
     embedder.close()
