@@ -169,22 +169,34 @@ class MemoryWriter:
         self.failures = 0
         if not items:
             return 0
-        vectors = await self._embed([turn.text for _, turn in items])
-        done = []
-        for (receipt, turn), vector in zip(items, vectors, strict=True):
-            if vector is not None:
-                memory = Memory(
-                    turn.memory_id, turn.tenant, turn.user_id, turn.text, turn.created_at
-                )
-                try:
-                    await self._store.add(memory, vector)
-                except Exception as exc:  # any failure: the turn is kept, not lost
-                    log.warning("storing memory %s failed: %s", turn.memory_id, exc)
-                else:
-                    done.append(receipt)
-                    continue
-            self.failures += 1
-            await self._queue.retry(receipt, turn)
+        done: list[str] = []
+        settled: set[str] = set()  # stored or put back
+        try:
+            vectors = await self._embed([turn.text for _, turn in items])
+            for (receipt, turn), vector in zip(items, vectors, strict=True):
+                if vector is not None:
+                    memory = Memory(
+                        turn.memory_id, turn.tenant, turn.user_id, turn.text, turn.created_at
+                    )
+                    try:
+                        await self._store.add(memory, vector)
+                    except Exception as exc:  # any failure: the turn is kept, not lost
+                        log.warning("storing memory %s failed: %s", turn.memory_id, exc)
+                    else:
+                        done.append(receipt)
+                        settled.add(receipt)
+                        continue
+                self.failures += 1
+                await self._queue.retry(receipt, turn)
+                settled.add(receipt)
+        except asyncio.CancelledError:
+            # Stopped in the middle of a batch (shutdown): the turns not stored go back
+            # to the queue, for the flush to store rather than wait for.
+            for receipt, turn in items:
+                if receipt not in settled:
+                    await self._queue.retry(receipt, turn)
+            await self._queue.ack(done)
+            raise
         await self._queue.ack(done)
         self.stored += len(done)
         return len(done)

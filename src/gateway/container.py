@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import structlog
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
@@ -475,10 +476,10 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
         tracer = await _resolve(container.tracing)
         unified_chat: UnifiedChat = await _resolve(container.unified_chat)
         warm = await unified_chat.warm_up()
-        log.info(
-            "retrieval warmed up: %s%s",
-            ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in warm.timings_ms.items()),
-            "".join(f"; {d.stage} degraded: {d.reason}" for d in warm.degraded),
+        structlog.get_logger("gateway").info(
+            "retrieval warmed up",
+            stages_ms=warm.timings_ms,
+            degraded=[{"stage": d.stage, "reason": d.reason} for d in warm.degraded],
         )
         services = Services(
             chat_completions=await _resolve(container.chat_completions),

@@ -500,3 +500,32 @@ def test_real_model_streams_the_unified_events(embedded_gateway: GatewayProcess)
         )
     events = assert_unified_events(response)
     assert 0 < events[-1]["usage"]["completion_tokens"] <= 8
+
+
+# --- the first request after a start -------------------------------------------------------
+
+
+def test_the_first_request_after_a_start_finds_retrieval_warm(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Loading the embedding model and opening the stores happen at start (the log says
+    what they cost), not in the first user's 750 ms retrieval deadline."""
+    gateway = start_gateway(
+        {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"},
+        tmp_path_factory.mktemp("cold-start"),
+    )
+    try:
+        with api_client(gateway) as client:
+            first = chat(client, "What do I like?", user_id=unique("first"), max_tokens=8)
+        assert first["metadata"]["degraded"] == []
+        assert first["metadata"]["latency_budget_ms"] == 3000  # the default: 750 ms to retrieve
+        warmed = [
+            json.loads(line)
+            for line in gateway.log().splitlines()
+            if line.startswith("{") and "retrieval warmed up" in line
+        ]
+        assert len(warmed) == 1
+        assert set(warmed[0]["stages_ms"]) == {"embedding", "memory_retrieval", "rag_retrieval"}
+        assert warmed[0]["degraded"] == []
+    finally:
+        stop(gateway.process)  # type: ignore[arg-type]

@@ -339,3 +339,37 @@ async def test_forget_counts_and_removes_only_that_user(memories: Memories) -> N
     assert await memories.forget("acme", "alice") == 3
     assert (await memories.list("acme", "alice", 10)).data == []
     assert await memories.get("acme", "bob", kept.id) == kept
+
+
+class GatedEmbedder(FlakyEmbedder):
+    """Embeds documents only once ``gate`` opens; ``started`` says a call is waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.started.set()
+        await self.gate.wait()
+        return await super().embed_documents(texts)
+
+
+async def test_a_writer_stopped_in_the_middle_of_a_batch_leaves_it_to_the_flush(
+    store: FakeMemoryStore, queue: FakeMemoryQueue, clock: FakeClock
+) -> None:
+    """Shutdown cancels the writer while it embeds: the turns it holds go back to the
+    queue, so the flush stores them instead of waiting for them until it times out."""
+    embedder = GatedEmbedder()
+    memories = Memories(store, queue, embedder, clock)
+    writer = MemoryWriter(store, queue, embedder, batch=8, wait_s=0.01, backoff_s=0.05)
+    memory_id = await memories.remember("acme", "alice", "User: my locker is 42.")
+    task = asyncio.create_task(writer.run())
+    await asyncio.wait_for(embedder.started.wait(), 1)
+
+    await stopped(task)
+    embedder.gate.set()
+    await writer.flush(timeout_s=1)
+
+    assert await queue.depth() == 0
+    assert await store.get("acme", "alice", memory_id) is not None
