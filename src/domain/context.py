@@ -103,28 +103,23 @@ class ContextBundle:
         # Counted as number 0: "10" may be a character longer.
         documents = [count_tokens(_document_line(0, d)) + 2 for d in self.documents]
         total = frame + sum(recent) + sum(memories) + sum(documents)
-        bundle = self
-        while bundle and total > token_budget:
-            if bundle.documents and len(bundle.documents) >= len(bundle.memories):
+        while (recent or memories or documents) and total > token_budget:
+            # Drop from whichever ranked list is longer, its last (weakest) item; the
+            # recent turns go last, oldest first.
+            if documents and len(documents) >= len(memories):
                 total -= documents.pop()
-            elif bundle.memories:
+            elif memories:
                 total -= memories.pop()
             else:
                 total -= recent.pop()
-            bundle = bundle._without_weakest()
-        return bundle
+        return ContextBundle(
+            self.memories[: len(memories)],
+            self.documents[: len(documents)],
+            self.recent[: len(recent)],
+        )
 
     def __bool__(self) -> bool:
         return bool(self.memories or self.documents or self.recent)
-
-    def _without_weakest(self) -> ContextBundle:
-        # Drop from whichever ranked list is longer, its last (weakest) item; the
-        # recent turns go last, oldest first.
-        if self.documents and len(self.documents) >= len(self.memories):
-            return ContextBundle(self.memories, self.documents[:-1], self.recent)
-        if self.memories:
-            return ContextBundle(self.memories[:-1], self.documents, self.recent)
-        return ContextBundle(self.memories, self.documents, self.recent[:-1])
 
     def render(self) -> str | None:
         if not self:

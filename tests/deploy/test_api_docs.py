@@ -3,11 +3,12 @@ API change without a regenerated reference fails here."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.deploy.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "api.md"
@@ -15,14 +16,7 @@ REFERENCE = ROOT / "docs" / "api.md"
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_api_docs", ROOT / "scripts" / "gen-api-docs.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen-api-docs.py")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@ defaults are the settings' own."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
 
 from gateway.settings import FIELDS, Settings, env_name, load_settings
+from tests.deploy.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.gateway.example"
@@ -16,14 +16,7 @@ LINE = re.compile(r"^# ([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_env_example", ROOT / "scripts" / "gen-env-example.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen-env-example.py")
 
 
 def example_values() -> dict[str, str]:

@@ -109,6 +109,19 @@ def redis_states(gateway: GatewayProcess) -> dict[str, list[str]]:
     return states
 
 
+def outage(
+    client: httpx.Client, gateway: GatewayProcess, redis: RedisServer, user_id: str, label: str
+) -> list[str]:
+    """Redis is down: the chat degrades; then it is back (with its password) and two
+    more turns are accepted, whose ids are returned."""
+    try:
+        while_down(client, gateway, user_id)
+    finally:
+        redis.start()
+        require_password(redis)
+    return accept(client, user_id, label, 2)
+
+
 @pytest.mark.redis
 def test_the_writer_resumes_after_redis_stops_and_restarts(
     gateway: GatewayProcess, guarded_redis: RedisServer
@@ -122,23 +135,13 @@ def test_the_writer_resumes_after_redis_stops_and_restarts(
         with admin_client(guarded_redis, password=SECRET) as admin:
             admin.shutdown(save=True)
         guarded_redis.kill()  # reaps the process
-        try:
-            while_down(client, gateway, alice)
-        finally:
-            guarded_redis.start()
-            require_password(guarded_redis)
-        stored += accept(client, alice, "I like jam, jar", 2)
+        stored += outage(client, gateway, guarded_redis, alice, "I like jam, jar")
         for memory_id in stored:
             wait_until_stored(client, alice, memory_id)
 
         # 2. Killed: it comes back empty, without the stream or the writers' group.
         guarded_redis.kill()
-        try:
-            while_down(client, gateway, alice)
-        finally:
-            guarded_redis.start()
-            require_password(guarded_redis)
-        stored += accept(client, alice, "I like figs, box", 2)
+        stored += outage(client, gateway, guarded_redis, alice, "I like figs, box")
         for memory_id in stored:
             wait_until_stored(client, alice, memory_id)
 

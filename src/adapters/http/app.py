@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.http.auth import BearerKeyAuthentication
+from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.chat_completions import ChatCompletionsController
 from adapters.http.controllers.docs import DOCS_HANDLERS
 from adapters.http.controllers.documents import DocumentsController
@@ -127,6 +128,8 @@ def create_app(
         ],
         dependencies={f.name: provider(f.name) for f in fields(Services)},
         middleware=[DefineMiddleware(BearerKeyAuthentication, authenticate=authenticate)],
+        # Every JSON body: a number too large for a float is named in its 400.
+        request_class=JSONBodyRequest,
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
         request_max_body_size=max_body_bytes,

@@ -31,7 +31,7 @@ async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 class JSONBodyRequest(Request[Any, Any, Any]):
-    """The request class of the JSON endpoints. Litestar decodes the body untyped
+    """The application's request class. Litestar decodes the body untyped
     before it validates it, so msgspec reports a number beyond float64 ("Number out of
     range - at `$[...]`") without its field; this names the field."""
 

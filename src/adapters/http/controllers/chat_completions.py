@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest, json_body, strictly
+from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
@@ -27,7 +27,6 @@ class ChatCompletionsController(Controller):
     path = "/v1/chat/completions"
     tags = ["inference"]
     guards = [requires(Capability.CHAT), json_body]
-    request_class = JSONBodyRequest
 
     @post(
         "",

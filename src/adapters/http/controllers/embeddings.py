@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Controller, Request, post
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest, json_body
+from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
 from adapters.http.wire import EmbeddingOut, EmbeddingsIn, EmbeddingsOut, EmbeddingUsage
@@ -28,7 +28,6 @@ class EmbeddingsController(Controller):
     path = "/v1/embeddings"
     tags = ["inference"]
     guards = [requires(Capability.CHAT), json_body]
-    request_class = JSONBodyRequest
 
     @post(
         "",

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest, json_body
+from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
 from adapters.http.wire import CreatedKey, Deleted, KeyIn, KeyList, KeyOut, KeyWithUsage
@@ -36,7 +36,6 @@ class KeysController(Controller):
     path = "/v1/keys"
     tags = ["keys"]
     guards = [requires(Capability.MANAGE_KEYS), admitted]
-    request_class = JSONBodyRequest
 
     @post(
         "",

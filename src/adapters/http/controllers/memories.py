@@ -8,7 +8,6 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.unified_chat import iso
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
@@ -44,7 +43,6 @@ class MemoriesController(Controller):
     path = "/v1/memories"
     tags = ["memories"]
     guards = [requires(Capability.MANAGE_OWN_MEMORIES), admitted]
-    request_class = JSONBodyRequest
 
     @get(
         "", summary="List a user's memories, newest first", responses=error_responses(400, 401, 503)

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, post
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest, json_body
+from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
 from adapters.http.wire import DocumentHitOut, RagSearchIn, RagSearchOut
@@ -19,7 +19,6 @@ class RagController(Controller):
     path = "/v1/rag"
     tags = ["knowledge base"]
     guards = [requires(Capability.SEARCH_DOCUMENTS), json_body, admitted]
-    request_class = JSONBodyRequest
 
     @post(
         "/search",

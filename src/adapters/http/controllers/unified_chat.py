@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.content import JSONBodyRequest, json_body, strictly
+from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
@@ -122,7 +122,6 @@ class UnifiedChatController(Controller):
     path = "/v1/chat"
     tags = ["unified chat"]
     guards = [requires(Capability.CHAT), json_body]
-    request_class = JSONBodyRequest
 
     @post(
         "",
