@@ -8,6 +8,7 @@ import functools
 import gc
 import inspect
 import logging
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
 from adapters.http.app import Services
+from adapters.inference.keepalive import KeepAliveTransport
 from adapters.inference.llama_embedded import EmbeddedLlamaChatModel, LlamaPromptCounter
 from adapters.inference.llama_server import (
     EMBEDDED_MODEL_NAME,
@@ -85,16 +87,29 @@ def request_metrics(settings: Settings) -> RequestMetrics:
 
 
 async def upstream_client(settings: Settings, tracer: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled client for every inference upstream (aiohttp's pool under httpx's API:
-    it holds up under concurrency where httpx's own pool does not)."""
+    """One pooled client for every inference upstream, under httpx's API: plain-HTTP
+    upstreams (MAX Serve, llama.cpp, vLLM next to the gateway) on the lean keep-alive
+    transport, TLS and proxied ones on aiohttp's pool (httpx's own pool does not hold up
+    under concurrency)."""
     limits = httpx.Limits(max_connections=settings.upstream_max_connections, keepalive_expiry=60.0)
+    # An HTTP proxy in the environment keeps plain HTTP on the general transport too.
+    plain = (
+        None
+        if "http" in urllib.request.getproxies()
+        else KeepAliveTransport(
+            max_connections=settings.upstream_max_connections, keepalive_expiry=60.0
+        )
+    )
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
     )
     # With tracing on, every upstream request carries the trace context (traceparent).
     hooks = {"request": [tracer.inject_trace_context]} if tracer is not None else None
     client = httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits), timeout=timeout, event_hooks=hooks
+        transport=AiohttpTransport(limits=limits),
+        mounts={"http://": plain} if plain is not None else None,
+        timeout=timeout,
+        event_hooks=hooks,
     )
     try:
         yield client

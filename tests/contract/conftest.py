@@ -9,6 +9,7 @@ import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
 
+from adapters.inference.keepalive import KeepAliveTransport
 from adapters.inference.llama_embedded import EmbeddedLlamaChatModel, LlamaPromptCounter
 from adapters.inference.llama_server import LlamaCppServerProcess, locate_smollm2
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
@@ -40,9 +41,34 @@ async def llama_server(
     await server.stop()
 
 
+def transport(name: str, max_connections: int = 100) -> httpx.AsyncBaseTransport:
+    """The gateway's two upstream transports: aiohttp's pool (TLS, proxies) and the
+    lean keep-alive one (plain HTTP)."""
+    if name == "aiohttp":
+        return AiohttpTransport(limits=httpx.Limits(max_connections=max_connections))
+    return KeepAliveTransport(max_connections=max_connections)
+
+
+TRANSPORTS = ["aiohttp", "keepalive"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """Each transport in turn (for tests that take the client directly)."""
+    async with httpx.AsyncClient(transport=transport(request.param)) as client:
+        yield client
+
+
 @pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+async def keepalive_client() -> AsyncIterator[httpx.AsyncClient]:
+    """What the gateway uses for plain-HTTP upstreams."""
+    async with httpx.AsyncClient(transport=transport("keepalive")) as client:
+        yield client
+
+
+@pytest.fixture
+async def aiohttp_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=transport("aiohttp")) as client:
         yield client
 
 
@@ -53,18 +79,26 @@ def fake_chat_model() -> ChatModelUnderTest:
 
 @pytest.fixture
 def fake_upstream_chat_model(
-    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+    fake_upstream: FakeUpstream, keepalive_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
-    adapter = OpenAICompatibleChatModel(fake_upstream.url, http_client, timeout_s=30)
+    adapter = OpenAICompatibleChatModel(fake_upstream.url, keepalive_client, timeout_s=30)
+    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage"})
+
+
+@pytest.fixture
+def fake_upstream_aiohttp_chat_model(
+    fake_upstream: FakeUpstream, aiohttp_client: httpx.AsyncClient
+) -> ChatModelUnderTest:
+    adapter = OpenAICompatibleChatModel(fake_upstream.url, aiohttp_client, timeout_s=30)
     return ChatModelUnderTest(adapter, "fake-model", {"stream_usage"})
 
 
 @pytest.fixture
 def llama_server_chat_model(
-    llama_server: LlamaCppServerProcess, http_client: httpx.AsyncClient
+    llama_server: LlamaCppServerProcess, keepalive_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
     adapter = OpenAICompatibleChatModel(
-        llama_server.base_url, http_client, health_name="embedded_model", timeout_s=60
+        llama_server.base_url, keepalive_client, health_name="embedded_model", timeout_s=60
     )
     # llama_cpp.server ignores stream_options: no usage chunk from it directly.
     return ChatModelUnderTest(adapter, llama_server.alias, set())
@@ -84,6 +118,9 @@ def embedded_chat_model(llama_server_chat_model: ChatModelUnderTest) -> ChatMode
     params=[
         pytest.param("fake_chat_model", id="fake"),
         pytest.param("fake_upstream_chat_model", id="openai-compatible:fake-upstream"),
+        pytest.param(
+            "fake_upstream_aiohttp_chat_model", id="openai-compatible:fake-upstream:aiohttp"
+        ),
         pytest.param(
             "llama_server_chat_model",
             id="openai-compatible:llama.cpp-server",

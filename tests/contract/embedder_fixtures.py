@@ -234,8 +234,8 @@ def onnx_embedder(onnx_minilm: OnnxMiniLMEmbedder) -> EmbedderUnderTest:
 
 
 @pytest.fixture
-def max_embedder(max_server: MaxServer, http_client: httpx.AsyncClient) -> EmbedderUnderTest:
-    adapter = OpenAICompatibleEmbedder(max_server.url, http_client, model=max_server.model)
+def max_embedder(max_server: MaxServer, keepalive_client: httpx.AsyncClient) -> EmbedderUnderTest:
+    adapter = OpenAICompatibleEmbedder(max_server.url, keepalive_client, model=max_server.model)
     return EmbedderUnderTest(adapter, features={"off_loop"})
 
 
