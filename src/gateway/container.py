@@ -18,7 +18,8 @@ import structlog
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
-from adapters.http.app import Services
+from adapters.http.services import Services
+from adapters.inference.http_client import UpstreamClient
 from adapters.inference.keepalive import KeepAliveTransport
 from adapters.inference.llama_embedded import EmbeddedLlamaChatModel, LlamaPromptCounter
 from adapters.inference.llama_server import (
@@ -105,7 +106,7 @@ async def upstream_client(settings: Settings, tracer: Any) -> AsyncIterator[http
     )
     # With tracing on, every upstream request carries the trace context (traceparent).
     hooks = {"request": [tracer.inject_trace_context]} if tracer is not None else None
-    client = httpx.AsyncClient(
+    client = UpstreamClient(
         transport=AiohttpTransport(limits=limits),
         mounts={"http://": plain} if plain is not None else None,
         timeout=timeout,

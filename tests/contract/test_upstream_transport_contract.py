@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from adapters.inference.http_client import UpstreamClient
 from tests.conftest import free_port
 from tests.contract.conftest import TRANSPORTS, transport
 
@@ -217,3 +218,22 @@ async def test_the_pool_bounds_open_connections(server: Server) -> None:
             assert (await held).text == "hello"
             assert (await http.get(server.url)).text == "hello"
         assert server.connections == 1, name
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_the_upstream_client_sends_back_a_cookie_it_was_given(
+    server: Server, name: str
+) -> None:
+    async def setting(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: lb=node-2\r\nContent-Length: 0\r\n\r\n")
+
+    async with UpstreamClient(transport=transport(name)) as http:
+        await http.get(server.url)  # no cookie yet
+        server.answer = setting
+        await http.get(server.url)
+        server.answer = ok
+        request = http.build_request("GET", server.url)
+        await http.send(request)
+    assert b"cookie:" not in server.requests[0].lower()
+    assert b"\r\ncookie: lb=node-2\r\n" in server.requests[2].lower()
+    assert dict(http.cookies) == {"lb": "node-2"}

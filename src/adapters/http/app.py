@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import structlog
@@ -30,37 +30,11 @@ from adapters.http.controllers.rag import RagController
 from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import handle_exception
 from adapters.http.observability import ASGIApp, InFlight, RequestObservability
+from adapters.http.services import Services
 from adapters.telemetry.metrics import RequestMetrics
-from application.access import AdmissionControl, KeyManagement
-from application.chat_completions import ChatCompletions
-from application.check_health import CheckHealth
-from application.embeddings import CreateEmbeddings
-from application.knowledge_base import KnowledgeBase
-from application.memories import Memories
-from application.model_router import ModelRouter
-from application.unified_chat import UnifiedChat
 from domain.principal import Principal
 
 log = structlog.get_logger("gateway.http")
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the handlers use, built by the composition root once resources are up.
-    Each field is injected into handlers by its name."""
-
-    chat_completions: ChatCompletions
-    model_router: ModelRouter
-    check_health: CheckHealth
-    request_metrics: RequestMetrics
-    knowledge_base: KnowledgeBase
-    memories: Memories
-    unified_chat: UnifiedChat
-    create_embeddings: CreateEmbeddings
-    admission: AdmissionControl
-    key_management: KeyManagement
-    # With tracing on: wraps the app in a server span per request.
-    trace_requests: Callable[[ASGIApp], ASGIApp] | None = None
 
 
 def create_app(
@@ -107,6 +81,9 @@ def create_app(
 
         return Provide(provide, sync_to_thread=False, use_cache=True)
 
+    def all_services() -> Services:
+        return current["services"]
+
     app = Litestar(
         route_handlers=[
             ChatCompletionsController,
@@ -126,7 +103,12 @@ def create_app(
             MetricsController,
             *DOCS_HANDLERS,
         ],
-        dependencies={f.name: provider(f.name) for f in fields(Services)},
+        dependencies={
+            **{f.name: provider(f.name) for f in fields(Services)},
+            # All of them as one: a handler taking one dependency has it resolved without
+            # the task group Litestar opens for several (the relay routes).
+            "services": Provide(all_services, sync_to_thread=False, use_cache=True),
+        },
         middleware=[DefineMiddleware(BearerKeyAuthentication, authenticate=authenticate)],
         # Every JSON body: a number too large for a float is named in its 400.
         request_class=JSONBodyRequest,

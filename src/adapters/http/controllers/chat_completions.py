@@ -13,10 +13,10 @@ from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
+from adapters.http.services import Services
 from adapters.http.sse import SSE_HEADERS, first_chunk, relay
 from adapters.http.wire import ChatCompletion, ChatCompletionRequest
-from application.access import AdmissionControl, estimate_tokens
-from application.chat_completions import ChatCompletions
+from application.access import estimate_tokens
 from domain.chat import ChatRequest
 from domain.principal import Capability
 
@@ -43,9 +43,9 @@ class ChatCompletionsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: ChatCompletionRequest,
-        chat_completions: ChatCompletions,
-        admission: AdmissionControl,
+        services: Services,
     ) -> Response[ChatCompletion]:
+        chat_completions, admission = services.chat_completions, services.admission
         principal = request.user
         raw = await request.body()
         data = strictly(raw, ChatCompletionRequest)

@@ -1,0 +1,35 @@
+"""What the HTTP handlers use, built by the composition root once resources are up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adapters.http.observability import ASGIApp
+from adapters.telemetry.metrics import RequestMetrics
+from application.access import AdmissionControl, KeyManagement
+from application.chat_completions import ChatCompletions
+from application.check_health import CheckHealth
+from application.embeddings import CreateEmbeddings
+from application.knowledge_base import KnowledgeBase
+from application.memories import Memories
+from application.model_router import ModelRouter
+from application.unified_chat import UnifiedChat
+
+
+@dataclass(frozen=True)
+class Services:
+    """Each field is injected into handlers by its name; ``services`` injects them all."""
+
+    chat_completions: ChatCompletions
+    model_router: ModelRouter
+    check_health: CheckHealth
+    request_metrics: RequestMetrics
+    knowledge_base: KnowledgeBase
+    memories: Memories
+    unified_chat: UnifiedChat
+    create_embeddings: CreateEmbeddings
+    admission: AdmissionControl
+    key_management: KeyManagement
+    # With tracing on: wraps the app in a server span per request.
+    trace_requests: Callable[[ASGIApp], ASGIApp] | None = None
