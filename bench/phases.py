@@ -141,29 +141,49 @@ def latency_phase(
     return latency
 
 
+# Streams of 2 tokens, one at a time, per target: the TTFT the server adds when not busy.
+SINGLE_STREAMS = 24
+
+
 def streaming_phase(plan: Plan, targets: dict[str, Target]) -> dict[str, Any]:
-    """``targets["direct"]`` is the streaming fake upstream."""
-    times = {}
-    for name, target in targets.items():
-        say(f"streaming {name}: {plan.streams} streams, {plan.stream_concurrency} at a time")
-        times[name] = streaming.measure(
-            chat_post(target, STREAM_MODEL, stream=True),
-            streams=plan.streams,
-            concurrency=plan.stream_concurrency,
-        )
-    # TTFT without the queueing of simultaneous starts: one short stream at a time.
-    single = {}
-    for name, target in targets.items():
-        say(f"streaming {name}: time to first token, one stream at a time")
-        runs = streaming.measure(
-            chat_post(target, STREAM_MODEL, stream=True, max_tokens=2), streams=20, concurrency=1
-        )
-        ttfts = sorted(r.ttft_ms for r in runs)
-        single[name] = {"p50": loadgen.percentile(ttfts, 50), "p99": loadgen.percentile(ttfts, 99)}
+    """``targets["direct"]`` is the streaming fake upstream. The targets take turns in
+    rounds (two batches of streams each), so that a burst of other load on a shared
+    machine falls on all of them rather than on whichever was being measured."""
+    rounds = max(1, plan.streams // (2 * plan.stream_concurrency))
+    times: dict[str, list[streaming.StreamTimes]] = {name: [] for name in targets}
+    ttfts: dict[str, list[float]] = {name: [] for name in targets}
+    for round_ in range(rounds):
+        warmup = 2 if round_ == 0 else 0
+        for name, target in targets.items():
+            say(
+                f"streaming {name}, round {round_ + 1}/{rounds}: {plan.streams // rounds} "
+                f"streams, {plan.stream_concurrency} at a time"
+            )
+            times[name] += streaming.measure(
+                chat_post(target, STREAM_MODEL, stream=True),
+                streams=plan.streams // rounds,
+                concurrency=plan.stream_concurrency,
+                warmup=warmup,
+            )
+        # TTFT without the queueing of simultaneous starts: one short stream at a time.
+        for name, target in targets.items():
+            say(f"streaming {name}, round {round_ + 1}/{rounds}: TTFT, one stream at a time")
+            runs = streaming.measure(
+                chat_post(target, STREAM_MODEL, stream=True, max_tokens=2),
+                streams=SINGLE_STREAMS // rounds,
+                concurrency=1,
+                warmup=warmup,
+            )
+            ttfts[name] += [r.ttft_ms for r in runs]
+    single = {
+        name: {"p50": loadgen.percentile(sorted(t), 50), "p99": loadgen.percentile(sorted(t), 99)}
+        for name, t in ttfts.items()
+    }
     results: dict[str, Any] = {
         "tokens": plan.stream_tokens,
         "gap_ms": plan.gap_ms,
         "concurrency": plan.stream_concurrency,
+        "rounds": rounds,
         "ttft_one_at_a_time_ms": single,
     }
     for name in targets:

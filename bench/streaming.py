@@ -91,7 +91,8 @@ async def _many(post: Post, streams: int, concurrency: int) -> list[StreamTimes]
 
 
 def measure(post: Post, *, streams: int, concurrency: int, warmup: int = 2) -> list[StreamTimes]:
-    asyncio.run(_many(post, warmup, 1))
+    if warmup:
+        asyncio.run(_many(post, warmup, 1))
     return asyncio.run(_many(post, streams, concurrency))
 
 

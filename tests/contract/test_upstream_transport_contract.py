@@ -4,6 +4,8 @@ connections kept alive and not reused when they cannot be, failures as httpx err
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from adapters.inference.http_client import UpstreamClient
+from adapters.inference.openai_compatible import OpenAICompatibleChatModel
 from tests.conftest import free_port
 from tests.contract.conftest import TRANSPORTS, transport
 
@@ -237,3 +240,28 @@ async def test_the_upstream_client_sends_back_a_cookie_it_was_given(
     assert b"cookie:" not in server.requests[0].lower()
     assert b"\r\ncookie: lb=node-2\r\n" in server.requests[2].lower()
     assert dict(http.cookies) == {"lb": "node-2"}
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_a_compressed_stream_reaches_the_adapter_decoded(server: Server, name: str) -> None:
+    chunk = {"object": "chat.completion.chunk", "model": "m", "choices": []}
+    events = b"".join(
+        b"data: %s\n\n"
+        % json.dumps({**chunk, "choices": [{"index": 0, "delta": {"content": t}}]}).encode()
+        for t in ("Hel", "lo")
+    )
+    packed = gzip.compress(events + b"data: [DONE]\n\n")
+
+    async def compressed(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed)
+        )
+
+    server.answer = compressed
+    async with UpstreamClient(transport=transport(name)) as http:
+        model = OpenAICompatibleChatModel(f"{server.url}/v1", http)
+        stream = await model.stream({"model": "m", "messages": [], "stream": True})
+        payloads = [json.loads(p) async for p in stream]
+    assert [p["choices"][0]["delta"]["content"] for p in payloads] == ["Hel", "lo"]
+    assert stream.content == "Hello"

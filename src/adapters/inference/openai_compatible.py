@@ -214,7 +214,12 @@ class _SSEChatStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             with self._translated:
-                async for payload in sse_data(self._response.aiter_bytes()):
+                # Bytes as they came unless the upstream compressed them: one layer
+                # of generators (decoder, chunker) less per chunk.
+                response = self._response
+                compressed = "content-encoding" in response.headers
+                chunks = response.aiter_bytes() if compressed else response.aiter_raw()
+                async for payload in sse_data(chunks):
                     try:
                         head = _decode_chunk(payload)
                     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
