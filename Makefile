@@ -20,8 +20,9 @@ setup:
 test:
 	scripts/test.sh
 
-bench:
+bench:  # the gateway against direct and LiteLLM, then /v1/chat on the embedded defaults
 	$(PYTHON) -m bench.run
+	$(PYTHON) -m bench.chat_overhead
 
 lint:
 	.venv/bin/ruff check $(PY_SOURCES)
