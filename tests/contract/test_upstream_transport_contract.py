@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from adapters.inference.http_client import UpstreamClient
+from adapters.inference.keepalive import _Connection
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
 from tests.conftest import free_port
 from tests.contract.conftest import TRANSPORTS, transport
@@ -265,3 +266,15 @@ async def test_a_compressed_stream_reaches_the_adapter_decoded(server: Server, n
         payloads = [json.loads(p) async for p in stream]
     assert [p["choices"][0]["delta"]["content"] for p in payloads] == ["Hel", "lo"]
     assert stream.content == "Hello"
+
+
+async def test_a_connection_closed_before_its_request_fails_at_once(server: Server) -> None:
+    # The keep-alive transport's own guard: a connection that died between being
+    # handed out and being written to must not wait for an answer that cannot come.
+    loop = asyncio.get_running_loop()
+    host, port = server.url.removeprefix("http://").split(":")
+    _, conn = await loop.create_connection(_Connection, host, int(port))
+    conn.close()
+    request = httpx.Request("GET", server.url)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await asyncio.wait_for(conn.send(b"GET / HTTP/1.1\r\n\r\n", request, None), 1)

@@ -96,8 +96,10 @@ class _Connection(asyncio.Protocol):
 
     # --- used by the transport ---
     async def send(self, head: bytes, request: httpx.Request, write_timeout: float | None) -> None:
-        """Sends the request; returns once the response's head has arrived."""
+        """Sends the request (the response is read by ``head`` and ``body``)."""
         assert self.transport is not None
+        if self.closed:  # the server closed it between connecting and now
+            raise httpx.RemoteProtocolError("upstream closed the connection before the request")
         loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)
         self._headers = []
