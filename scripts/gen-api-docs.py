@@ -14,7 +14,6 @@ The schemas the operations use follow, field by field.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import inspect
 import re
@@ -25,7 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+import generated_file  # noqa: E402
 import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
 from litestar.routes import HTTPRoute  # noqa: E402
@@ -330,27 +331,7 @@ def generate() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help=f"write {TARGET.name}")
-    mode.add_argument("--check", action="store_true", help=f"fail if {TARGET.name} differs")
-    args = parser.parse_args(argv)
-    text = generate()
-    if args.write:
-        TARGET.parent.mkdir(exist_ok=True)
-        TARGET.write_text(text)
-        print(f"wrote {TARGET.relative_to(ROOT)}")
-    elif args.check:
-        if not TARGET.is_file() or TARGET.read_text() != text:
-            print(
-                f"{TARGET.relative_to(ROOT)} is out of date: run "
-                "python scripts/gen-api-docs.py --write",
-                file=sys.stderr,
-            )
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_file.main(TARGET, generate, script=__file__, doc=__doc__ or "", argv=argv)
 
 
 if __name__ == "__main__":

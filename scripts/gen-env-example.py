@@ -12,7 +12,6 @@ read with ``ast``: Python keeps no such docstrings at run time).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import re
@@ -24,7 +23,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+import generated_file  # noqa: E402
 import msgspec  # noqa: E402
 
 from gateway.settings import CLIENT_NAMES, FIELDS, Settings, env_name  # noqa: E402
@@ -146,25 +147,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help=f"write {TARGET.name}")
-    mode.add_argument("--check", action="store_true", help=f"fail if {TARGET.name} differs")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        TARGET.write_text(text)
-        print(f"wrote {TARGET.relative_to(ROOT)}")
-    elif args.check:
-        if not TARGET.is_file() or TARGET.read_text() != text:
-            print(
-                f"{TARGET.name} is out of date: run python scripts/gen-env-example.py --write",
-                file=sys.stderr,
-            )
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_file.main(TARGET, render, script=__file__, doc=__doc__ or "", argv=argv)
 
 
 if __name__ == "__main__":
