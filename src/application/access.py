@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 
 from domain.errors import (
     BackendUnavailable,
+    GatewayError,
     InvalidRequest,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
     RateLimited,
+    UpstreamTimeout,
 )
 from domain.keys import KeyRing, hash_key, key_id_for
-from domain.limits import Admission, KeyPolicy, ManagedKey, RateLimit, period_start
-from domain.principal import DEFAULT_TENANT, Principal, Tier
+from domain.limits import (
+    Admission,
+    KeyPolicy,
+    ManagedKey,
+    QuotaReservation,
+    RateLimit,
+    duration,
+    period_end,
+    period_start,
+)
+from domain.principal import DEFAULT_TENANT, Principal, Tier, reserved_tenant
 from ports.audit import AuditLog
 from ports.clock import Clock
 from ports.key_store import KeyStore
@@ -26,6 +38,16 @@ from ports.rate_limiter import RateLimiter
 
 log = logging.getLogger("gateway.access")
 SECRET_PREFIX = "sk-gw-"
+SECRET_BYTES = 32
+# The length of every secret ``create`` makes (its prefix, then 32 bytes in base64url).
+SECRET_LENGTH = len(SECRET_PREFIX) + len(secrets.token_urlsafe(SECRET_BYTES))
+
+
+def could_be_managed(secret: str) -> bool:
+    """Whether ``secret`` has the shape of a managed key's (only those are looked up:
+    any other unknown secret is refused without asking the store, even when it is
+    down)."""
+    return secret.startswith(SECRET_PREFIX) and len(secret) == SECRET_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +62,13 @@ class RequestLimits:
 class TierPolicy:
     rate_limit: RateLimit
     max_tokens_cap: int | None = None
+    max_n: int = 4  # most choices (``n``) in one request
 
 
 class KeyManagement:
     """Keys from ``API_KEYS`` (a KeyRing) and managed keys (a KeyStore, by hash).
     A lookup is cached for ``cache_ttl_s``, so a revocation is effective on every
-    instance within that time."""
+    instance within that time (at once on the instance that revoked)."""
 
     def __init__(
         self,
@@ -68,7 +91,7 @@ class KeyManagement:
 
     async def authenticate(self, secret: str) -> Principal | None:
         principal = self._keyring.lookup(secret)
-        if principal is not None:
+        if principal is not None or not could_be_managed(secret):
             return principal
         digest = hash_key(secret)
         now = self._clock.monotonic()
@@ -100,7 +123,9 @@ class KeyManagement:
         """The new key and its secret: shown once, stored only as a hash."""
         if not name.strip():
             raise InvalidRequest("a key needs a name", param="name")
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        if tenant is not None and (reason := reserved_tenant(tenant)) is not None:
+            raise InvalidRequest(reason, param="tenant")
+        secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         digest = hash_key(secret)
         key = ManagedKey(
             id=key_id_for(digest),
@@ -129,13 +154,101 @@ class KeyManagement:
     async def revoke(self, actor: Principal, key_id: str) -> None:
         if not await self._store.revoke(key_id, self._clock.now()):
             raise NotFound(f"no active key {key_id!r}", param="key_id")
+        # This instance refuses it at once; the others when their cache entry expires.
+        prefix = key_id.removeprefix("key_")
+        for digest in [d for d in self._cache if d.startswith(prefix)]:
+            del self._cache[digest]
         self._audit.record("key.revoked", actor.key_id, key_id)
 
 
+class KeyQuotaExceeded(QuotaExceeded):
+    """The key's token quota cannot hold this request until its period ends: retrying
+    sooner is pointless (the HTTP edge says so: ``x-should-retry: false``)."""
+
+    def __init__(self, message: str, quota: QuotaReservation) -> None:
+        super().__init__(message)
+        self.quota = quota
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationAsk:
+    """What a generating request asks for, as admission sees it. ``default_max_tokens``:
+    the route's own bound when the client names none (the seed's 2048 on /v1/chat)."""
+
+    contents: Sequence[str]
+    model: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int | None = None
+    default_max_tokens: int | None = None
+
+
+class Generation:
+    """An admitted generation: the completion bound the upstream must be told
+    (``max_tokens`` under the name ``token_field``; None: no bound applies) and the
+    tokens reserved for it. Settled once with the real usage: when the ``async with``
+    block of ``AdmissionControl.generation`` ends, or, once ``hand_over()`` was called
+    (a stream outliving the block), by the callable it returned."""
+
+    def __init__(
+        self,
+        control: AdmissionControl,
+        principal: Principal,
+        max_tokens: int | None,
+        token_field: str,
+        reserved: int,
+        admission: Admission | None,
+        quota_period: str | None,
+    ) -> None:
+        self.max_tokens = max_tokens
+        self.token_field = token_field
+        self.reserved = reserved
+        self.admission = admission
+        self._control = control
+        self._principal = principal
+        self._quota_period = quota_period
+        self._usage: int | None = None
+        self._settled = False
+        self.handed_over = False
+
+    def record(self, total_tokens: int | None) -> None:
+        """The usage the upstream reported (None: unknown, the reservation counts)."""
+        self._usage = total_tokens
+
+    def hand_over(self) -> Callable[[int | None], Awaitable[None]]:
+        """The block ends before the generation does (a stream): whoever ends it settles."""
+        self.handed_over = True
+        return self.settle
+
+    async def settle(self, total_tokens: int | None = None) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        used = self.reserved if total_tokens is None else total_tokens
+        await self._control.settle_generation(
+            self._principal, self.reserved, used, self.admission is not None, self._quota_period
+        )
+
+    async def _end(self, error: BaseException | None) -> None:
+        if self.handed_over:
+            return
+        if error is None:
+            await self.settle(self._usage)
+        elif isinstance(error, GatewayError) and not isinstance(error, UpstreamTimeout):
+            await self.settle(0)  # refused before anything was generated: nothing spent
+        else:
+            await self.settle(self._usage)  # a disconnect or a timeout: the worst case
+
+
 class AdmissionControl:
-    """Admits a request for a key: its model and max_tokens under the key's policy, its
-    token quota not spent, and its per-minute limits (tier defaults). When the limiter's
-    store is down, requests are admitted (and it is logged): availability first."""
+    """Admits a request for a key: its model, max_tokens and n under the key's policy
+    and tier, its token quota and per-minute limits. A generating request reserves its
+    worst case (prompt estimate + max_tokens × n) from the quota (atomically, in the key
+    store) and from the token bucket before it is admitted, and settles with the real
+    usage after; so concurrent requests never spend more than the quota, beyond what
+    each one's real usage exceeds its estimate (only the prompt can: the upstream is
+    told the completion bound). When the limiter's store is down, requests are admitted
+    (and it is logged): availability first; a quota's store must answer."""
 
     def __init__(
         self,
@@ -173,66 +286,164 @@ class AdmissionControl:
         present = [c for c in caps if c is not None]
         return min(present) if present else None
 
-    def check_policy(self, principal: Principal, model: str | None, max_tokens: int | None) -> None:
+    def bound(self, principal: Principal, ask: GenerationAsk) -> tuple[int | None, str]:
+        """The completion bound to send upstream and the field to send it as, or a 400
+        naming the field over the key's cap (or ``n`` over the tier's)."""
         policy = principal.policy
         if policy is not None and policy.allowed_models is not None:
-            if model is None:
+            if ask.model is None:
                 raise PermissionDenied("this key must name one of its allowed models")
-            if model not in policy.allowed_models:
-                raise PermissionDenied(f"this key may not use the model `{model}`")
+            if ask.model not in policy.allowed_models:
+                raise PermissionDenied(f"this key may not use the model `{ask.model}`")
         cap = self.max_tokens_cap(principal)
-        if cap is not None and max_tokens is not None and max_tokens > cap:
+        asked = {"max_tokens": ask.max_tokens, "max_completion_tokens": ask.max_completion_tokens}
+        for name, value in asked.items():
+            if cap is not None and value is not None and value > cap:
+                raise InvalidRequest(
+                    f"{name} is {value}; this key may ask for at most {cap}", param=name
+                )
+        tier = self._tiers[principal.tier]
+        if ask.n is not None and ask.n > tier.max_n:
             raise InvalidRequest(
-                f"max_tokens is {max_tokens}; this key may ask for at most {cap}",
-                param="max_tokens",
+                f"n is {ask.n}; this key's tier ({principal.tier.label}) may ask for at most "
+                f"{tier.max_n} choices",
+                param="n",
             )
+        given = [v for v in asked.values() if v is not None]
+        # Both given: the smaller holds, sent as OpenAI's current name (one field only).
+        field = "max_completion_tokens" if ask.max_completion_tokens is not None else "max_tokens"
+        if given:
+            return min(given), field
+        if ask.default_max_tokens is not None:
+            return min(ask.default_max_tokens, cap or ask.default_max_tokens), field
+        return cap, field
+
+    @asynccontextmanager
+    async def generation(
+        self, principal: Principal, ask: GenerationAsk
+    ) -> AsyncIterator[Generation]:
+        """Check, cap and reserve on entry (or raise: 400, 403, 429); settle on exit, an
+        error or a client disconnect included (see ``Generation``)."""
+        max_tokens, field = self.bound(principal, ask)
+        self.check_conversation(ask.contents)
+        reserved = prompt_estimate(ask.contents) + (max_tokens or DEFAULT_MAX_TOKENS) * (ask.n or 1)
+        quota = await self._reserve_quota(principal, reserved)
+        try:
+            admission = await self.admit(principal, reserved)
+        except BaseException:
+            if quota is not None:
+                await self._give_back(principal, quota[0], reserved)
+            raise
+        if admission is not None and quota is not None:
+            admission = with_quota(admission, quota[1])
+        grant = Generation(
+            self, principal, max_tokens, field, reserved, admission,
+            quota[0] if quota is not None else None,
+        )  # fmt: skip
+        try:
+            yield grant
+        except BaseException as exc:
+            await grant._end(exc)
+            raise
+        await grant._end(None)
+
+    async def _reserve_quota(
+        self, principal: Principal, tokens: int
+    ) -> tuple[str, QuotaReservation] | None:
+        policy = principal.policy
+        if policy is None or policy.token_quota is None:
+            return None
+        now = self._clock.now()
+        period = period_start(policy.quota_period, now)
+        done, used = await self._keys.reserve_usage(
+            principal.key_id, period, tokens, policy.token_quota
+        )
+        state = QuotaReservation(
+            done, used, policy.token_quota, period_end(policy.quota_period, now) - now
+        )
+        if not done:
+            raise KeyQuotaExceeded(
+                f"this key's token quota for the {policy.quota_period.value} is spent: "
+                f"{used} of {policy.token_quota} tokens used, and this request may use up "
+                f"to {tokens}; the quota renews in {duration(state.resets_in_s)}",
+                state,
+            )
+        return period, state
+
+    async def _give_back(self, principal: Principal, period: str, tokens: int) -> None:
+        try:
+            await self._keys.add_usage(principal.key_id, period, -tokens)
+        except BackendUnavailable as exc:
+            log.warning("could not give back a reservation: %s", exc.message)
 
     async def admit(self, principal: Principal, tokens: int = 0) -> Admission | None:
-        """Take one request and ``tokens`` from the key's budgets, or raise
-        ``RateLimited``/``QuotaExceeded``. None when the limiter is unavailable."""
-        now = self._clock.now()
-        policy = principal.policy
-        if policy is not None and policy.token_quota is not None:
-            period = period_start(policy.quota_period, now)
-            used = await self._keys.usage(principal.key_id, period)
-            if used + tokens > policy.token_quota:
-                raise QuotaExceeded(
-                    f"this key's token quota for the {policy.quota_period.value} is spent "
-                    f"({used} of {policy.token_quota} tokens used)"
-                )
+        """Take one request and ``tokens`` from the key's per-minute budgets, or raise
+        ``RateLimited``. None when the limiter is unavailable."""
         try:
             admission = await self._limiter.admit(
-                principal.key_id, self._tiers[principal.tier].rate_limit, tokens, now
+                principal.key_id, self._tiers[principal.tier].rate_limit, tokens, self._clock.now()
             )
         except BackendUnavailable as exc:
             log.warning("rate limiter unavailable, admitting: %s", exc.message)
             return None
         if not admission.allowed:
             raise RateLimited(
-                f"rate limit reached for this key; retry in {admission.retry_after_s:.1f} s",
+                f"rate limit reached for this key; retry after {admission.retry_after_whole_s} s "
+                f"(its request budget is full again in {duration(admission.reset_requests_s)}, "
+                f"its token budget in {duration(admission.reset_tokens_s)})",
                 admission,
             )
         return admission
 
-    async def settle(self, principal: Principal, estimated: int, actual: int | None) -> None:
-        """After the response: the token bucket gets the real usage, and a managed key's
-        usage in its period grows by it."""
-        used = estimated if actual is None else actual
+    async def settle_generation(
+        self,
+        principal: Principal,
+        reserved: int,
+        used: int,
+        limited: bool,
+        quota_period: str | None,
+    ) -> None:
+        """The token bucket and the quota get the real usage instead of the reservation;
+        a managed key's usage in its period grows by it."""
+        delta = used - reserved
         try:
-            if used != estimated:
+            if delta and limited:
                 await self._limiter.reconcile(
                     principal.key_id,
                     self._tiers[principal.tier].rate_limit,
-                    used - estimated,
+                    delta,
                     self._clock.now(),
                 )
-            if principal.policy is not None:
+            if quota_period is not None:
+                if delta:
+                    await self._keys.add_usage(principal.key_id, quota_period, delta)
+            elif principal.policy is not None:
                 period = period_start(principal.policy.quota_period, self._clock.now())
                 await self._keys.add_usage(principal.key_id, period, used)
         except BackendUnavailable as exc:
             log.warning("could not record usage: %s", exc.message)
 
 
-def estimate_tokens(texts: Sequence[str], max_tokens: int | None, default_max: int = 1024) -> int:
+def with_quota(admission: Admission, quota: QuotaReservation) -> Admission:
+    """The token headers of a key with a quota report that quota."""
+    return replace(
+        admission,
+        limit_tokens=quota.quota,
+        remaining_tokens=quota.remaining,
+        reset_tokens_s=quota.resets_in_s,
+    )
+
+
+DEFAULT_MAX_TOKENS = 1024  # the reservation's completion bound when no cap applies
+
+
+def prompt_estimate(texts: Sequence[str]) -> int:
+    """Prompt tokens estimated: 4 characters a token."""
+    return sum(len(t) for t in texts) // 4
+
+
+def estimate_tokens(
+    texts: Sequence[str], max_tokens: int | None, default_max: int = DEFAULT_MAX_TOKENS
+) -> int:
     """Prompt tokens estimated (4 characters a token) plus the answer's bound."""
-    return sum(len(t) for t in texts) // 4 + (max_tokens or default_max)
+    return prompt_estimate(texts) + (max_tokens or default_max)

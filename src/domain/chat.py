@@ -11,11 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# OpenAI's ranges: a value outside them is refused before anything is sent upstream.
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.0, 1.0)
+PENALTY_RANGE = (-2.0, 2.0)  # frequency_penalty, presence_penalty
+TOP_LOGPROBS_RANGE = (0, 20)
+LOGIT_BIAS_RANGE = (-100.0, 100.0)
+N_MIN = 1  # the most a key may ask for is its tier's (TierPolicy.max_n)
+STOP_MAX_SEQUENCES = 4
+STOP_MAX_CHARS = 256  # each stop sequence
 MAX_TOKENS_MIN = 1
 # An int32: what upstreams' OpenAI servers accept, and no number a client means.
 MAX_TOKENS_MAX = 2**31 - 1
+# /v1/chat's latency_budget_ms: the widest GATEWAY_CHAT_MAX_BUDGET_MS may allow (the
+# setting, checked per request, is the bound in force).
+LATENCY_BUDGET_RANGE_MS = (100.0, 600_000.0)
 
 # The seed's default model name: requests naming it (or no model) go to the configured
 # default model unless an upstream really serves a model of that name.

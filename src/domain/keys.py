@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from domain.errors import ConfigurationError
-from domain.principal import DEFAULT_TENANT, Principal, Tier
+from domain.principal import DEFAULT_TENANT, Principal, Tier, reserved_tenant
 
 # Active only when no key is configured and the environment is not production.
 DEVELOPMENT_KEYS: tuple[tuple[str, Tier], ...] = (
@@ -15,6 +17,29 @@ DEVELOPMENT_KEYS: tuple[tuple[str, Tier], ...] = (
     ("sk-admin-key-456", Tier.ADMIN),
     ("sk-dev-key-789", Tier.DEVELOPER),
 )
+
+
+# In production: a key at least this long, with at least this much character entropy
+# (Shannon entropy of its characters × its length: 32 random hex digits have ~110 bits,
+# "password" four times 88).
+PRODUCTION_MIN_KEY_CHARS = 32
+PRODUCTION_MIN_KEY_BITS = 96.0
+
+
+def entropy_bits(secret: str) -> float:
+    counts = Counter(secret)
+    total = len(secret)
+    per_char = -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0
+    return per_char * total
+
+
+def weakness(secret: str) -> str | None:
+    """Why ``secret`` is too weak for production (never quoting it), or None."""
+    if len(secret) < PRODUCTION_MIN_KEY_CHARS:
+        return f"{len(secret)} characters; at least {PRODUCTION_MIN_KEY_CHARS} are required"
+    if entropy_bits(secret) < PRODUCTION_MIN_KEY_BITS:
+        return "too repetitive to be a secret; use a random key (e.g. openssl rand -hex 32)"
+    return None
 
 
 def hash_key(secret: str) -> str:
@@ -45,6 +70,9 @@ def parse_key_entry(entry: str) -> tuple[str, Tier, str]:
     except ValueError as exc:
         raise ConfigurationError(f"API_KEYS: {exc}") from None
     tenant = parts[2].strip() if len(parts) > 2 and parts[2].strip() else DEFAULT_TENANT
+    reason = reserved_tenant(tenant)
+    if reason is not None:
+        raise ConfigurationError(f"API_KEYS: the tenant of a key is refused: {reason}")
     return secret, tier, tenant
 
 
@@ -66,6 +94,13 @@ class KeyRing:
     def from_config(cls, api_keys: str, *, production: bool) -> KeyRing:
         """Keys from ``API_KEYS``; the development keys when none and not in production."""
         configured = [parse_key_entry(e) for e in api_keys.split(",") if e.strip()]
+        if production:
+            for number, (secret, _, _) in enumerate(configured, 1):
+                reason = weakness(secret)
+                if reason is not None:
+                    raise ConfigurationError(
+                        f"API_KEYS: key {number} is too weak for GATEWAY_ENV=production: {reason}"
+                    )
         if configured:
             return cls.from_secrets(configured)
         if production:

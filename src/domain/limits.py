@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,6 +32,19 @@ class Admission:
     remaining_tokens: int
     reset_tokens_s: float
     retry_after_s: float = 0.0
+
+    @property
+    def retry_after_whole_s(self) -> int:
+        """``Retry-After``: whole seconds, at least one (what a refusal's message says)."""
+        return max(1, math.ceil(self.retry_after_s))
+
+
+def duration(seconds: float) -> str:
+    """A duration as OpenAI writes resets: "20ms", "1s", "6m0s"."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
 class QuotaPeriod(Enum):
@@ -63,9 +79,32 @@ class ManagedKey:
 
 def period_start(period: QuotaPeriod, now: float) -> str:
     """The quota period containing ``now`` (UTC), as a label: ``2026-11`` or ``2026-11-26``."""
-    import time
-
     t = time.gmtime(now)
     if period is QuotaPeriod.DAY:
         return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
     return f"{t.tm_year:04d}-{t.tm_mon:02d}"
+
+
+def period_end(period: QuotaPeriod, now: float) -> float:
+    """When the quota period containing ``now`` ends (UTC midnight, epoch seconds)."""
+    t = time.gmtime(now)
+    if period is QuotaPeriod.DAY:
+        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+        return float(start + 86_400)
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaReservation:
+    """A key's token quota after a reservation was asked for: ``reserved`` tells whether
+    it was taken, ``used`` the period's total (with it, when taken)."""
+
+    reserved: bool
+    used: int
+    quota: int
+    resets_in_s: float
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.quota - self.used)

@@ -46,6 +46,19 @@ class Capability(Enum):
 
 
 DEFAULT_TENANT = "default"
+# Tenant names the gateway uses itself: "*" owns the global documents, and its own
+# callers ("gateway:warm-up") have a ":". No key may belong to such a tenant.
+RESERVED_TENANT_CHARACTERS = ("*", ":")
+
+
+def reserved_tenant(name: str) -> str | None:
+    """Why ``name`` cannot be a key's tenant, or None when it can."""
+    for character in RESERVED_TENANT_CHARACTERS:
+        if character in name:
+            return f"a tenant name may not contain {character!r} (reserved by the gateway)"
+    if not name.strip():
+        return "a tenant name may not be blank"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

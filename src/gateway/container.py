@@ -328,11 +328,14 @@ async def memory_writer(
 
 
 TIER_DEFAULTS = {
-    "standard": {"requests_per_minute": 600, "tokens_per_minute": 1_000_000, "max_tokens": 4096},
-    "developer": {"requests_per_minute": 1200, "tokens_per_minute": 2_000_000, "max_tokens": 8192},
-    "admin": {"requests_per_minute": 3000, "tokens_per_minute": 5_000_000, "max_tokens": 32768},
-}
-_TIER_FIELDS = {"requests_per_minute", "tokens_per_minute", "max_tokens"}
+    "standard": {"requests_per_minute": 600, "tokens_per_minute": 1_000_000,
+                 "max_tokens": 4096, "max_n": 4},
+    "developer": {"requests_per_minute": 1200, "tokens_per_minute": 2_000_000,
+                  "max_tokens": 8192, "max_n": 8},
+    "admin": {"requests_per_minute": 3000, "tokens_per_minute": 5_000_000,
+              "max_tokens": 32768, "max_n": 16},
+}  # fmt: skip
+_TIER_FIELDS = {"requests_per_minute", "tokens_per_minute", "max_tokens", "max_n"}
 
 
 def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
@@ -349,6 +352,7 @@ def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
         policies[Tier.parse(name)] = TierPolicy(
             RateLimit(merged["requests_per_minute"], merged["tokens_per_minute"]),
             max_tokens_cap=merged["max_tokens"],
+            max_n=merged["max_n"],
         )
     return policies
 

@@ -13,17 +13,24 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from domain.chat import LATENCY_BUDGET_RANGE_MS
 from domain.errors import ConfigurationError
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+# The range /v1/chat's latency_budget_ms is validated against too.
+BudgetMs = Annotated[
+    float, msgspec.Meta(ge=LATENCY_BUDGET_RANGE_MS[0], le=LATENCY_BUDGET_RANGE_MS[1])
+]
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # --- the seed's names -------------------------------------------------------------
     api_keys: str = ""
     """Comma-separated keys: ``key``, ``key:tier`` or ``key:tier:tenant`` (tiers:
-    standard, developer, admin). Empty outside production: the seed's three dev keys."""
+    standard, developer, admin; a tenant has no ``*`` or ``:``). Empty outside production:
+    the seed's three dev keys. In production each key needs 32 characters or more, not
+    repetitive (about 96 bits of character entropy)."""
     max_serve_url: str = ""
     """OpenAI-compatible inference upstream(s), comma-separated (MAX Serve, vLLM,
     llama.cpp server, Ollama). Empty: the embedded llama.cpp model."""
@@ -69,7 +76,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["standard", "developer", "admin"], dict[str, Annotated[int, msgspec.Meta(ge=1)]]
     ] = {}
     """JSON per tier, over the defaults: {"standard": {"requests_per_minute": 600,
-    "tokens_per_minute": 1000000, "max_tokens": 4096}}."""
+    "tokens_per_minute": 1000000, "max_tokens": 4096, "max_n": 4}} (developer: 1200,
+    2000000, 8192, 8; admin: 3000, 5000000, 32768, 16). ``max_n``: most choices (``n``)
+    in one request."""
     max_messages: Positive = 512
     """Most messages in one conversation (400 above)."""
     max_content_chars: Positive = 400_000
@@ -145,9 +154,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How long short-term context is kept after a user's last turn."""
     memory_queue_size: Positive = 10_000
     """Turns waiting for storage in the in-process queue before memory_stored: false."""
-    chat_budget_ms: Annotated[float, msgspec.Meta(ge=100, le=600_000)] = 3000.0
+    chat_budget_ms: BudgetMs = 3000.0
     """Default end-to-end latency budget of /v1/chat (per request: latency_budget_ms)."""
-    chat_max_budget_ms: Annotated[float, msgspec.Meta(ge=100, le=600_000)] = 60_000.0
+    chat_max_budget_ms: BudgetMs = 60_000.0
     """Largest latency_budget_ms a request may ask for."""
     retrieval_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
     """Share of the budget that embedding + retrieval may use (generation gets the rest)."""

@@ -30,7 +30,16 @@ class KeyStore(Protocol):
         ...
 
     async def add_usage(self, key_id: str, period: str, tokens: int) -> int:
-        """Add tokens to the key's usage in ``period``; returns the new total."""
+        """Add tokens (negative: give back) to the key's usage in ``period``; returns
+        the new total."""
+        ...
+
+    async def reserve_usage(
+        self, key_id: str, period: str, tokens: int, quota: int
+    ) -> tuple[bool, int]:
+        """Atomically: add ``tokens`` to the key's usage in ``period`` unless that would
+        take it above ``quota``. Returns (added?, the usage after). N instances sharing
+        the store never reserve more than ``quota`` together."""
         ...
 
     async def usage(self, key_id: str, period: str) -> int: ...

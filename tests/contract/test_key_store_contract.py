@@ -126,6 +126,21 @@ async def test_usage_adds_up_per_key_and_period(key_store: KeyStoreUnderTest) ->
     assert await store.usage("key_b", "2026-11-26") == 0
 
 
+async def test_reservations_never_take_usage_above_the_quota(
+    key_store: KeyStoreUnderTest,
+) -> None:
+    store = key_store.store
+    assert await store.reserve_usage("key_a", "2026-11", 60, 100) == (True, 60)
+    assert await store.reserve_usage("key_a", "2026-11", 41, 100) == (False, 60)
+    assert await store.reserve_usage("key_a", "2026-11", 40, 100) == (True, 100)
+    assert await store.add_usage("key_a", "2026-11", -30) == 70  # settled below the estimate
+    results = await asyncio.gather(
+        *(store.reserve_usage("key_b", "2026-11", 7, 100) for _ in range(50))
+    )
+    assert sum(done for done, _ in results) == 14
+    assert await store.usage("key_b", "2026-11") == 98
+
+
 async def test_the_secret_is_never_stored(key_store: KeyStoreUnderTest) -> None:
     secret = f"sk-gw-{uuid.uuid4().hex}"
     key = ManagedKey(

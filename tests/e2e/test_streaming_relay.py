@@ -104,5 +104,7 @@ def test_parameters_are_forwarded_untouched(
     response = post_chat(fake_gateway, json=body)
     assert response.status_code == 200, response.text
     forwarded = json.loads(response.json()["choices"][0]["message"]["content"])
-    assert forwarded == {**body, "model": ROUTED_MODEL}
+    # Untouched but for the routed model and the completion bound: without one, the
+    # key's cap (the standard tier's 4096) is sent.
+    assert forwarded == {**body, "model": ROUTED_MODEL, "max_tokens": 4096}
     assert fake_upstream.stats()["last_request"] == forwarded

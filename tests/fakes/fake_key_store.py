@@ -63,6 +63,16 @@ class FakeKeyStore:
         self.usage_by_period[(key_id, period)] = total
         return total
 
+    async def reserve_usage(
+        self, key_id: str, period: str, tokens: int, quota: int
+    ) -> tuple[bool, int]:
+        self._available()
+        used = self.usage_by_period.get((key_id, period), 0)
+        if used + tokens > quota:
+            return False, used
+        self.usage_by_period[(key_id, period)] = used + tokens
+        return True, used + tokens
+
     async def usage(self, key_id: str, period: str) -> int:
         self._available()
         return self.usage_by_period.get((key_id, period), 0)

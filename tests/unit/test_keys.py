@@ -36,7 +36,7 @@ def test_key_colon_tier_colon_tenant_sets_both() -> None:
 
 
 def test_several_entries_are_comma_separated_and_trimmed() -> None:
-    keyring = KeyRing.from_config(" sk-a , sk-b:ADMIN:t1 ,", production=True)
+    keyring = KeyRing.from_config(" sk-a , sk-b:ADMIN:t1 ,", production=False)
 
     assert len(keyring) == 2
     b = keyring.lookup("sk-b")
@@ -66,8 +66,11 @@ def test_production_without_keys_refuses_naming_api_keys(api_keys: str) -> None:
         KeyRing.from_config(api_keys, production=True)
 
 
+STRONG = "sk-prod-7fQ2xL9mB4vT1cR8nW6yZ3kH5jD0pA"
+
+
 def test_production_with_keys_has_no_development_keys() -> None:
-    keyring = KeyRing.from_config("sk-prod:admin", production=True)
+    keyring = KeyRing.from_config(f"{STRONG}:admin", production=True)
 
     assert len(keyring) == 1
     assert keyring.lookup("sk-admin-key-456") is None
@@ -122,3 +125,19 @@ def test_principal_may_exactly_what_its_tier_allows(tier: Tier, capability: Capa
     principal = Principal("key_x", tier)
 
     assert principal.may(capability) is (capability in ALLOWED[tier])
+
+
+@pytest.mark.parametrize("secret", ["a", "sk-prod", "x" * 64, "password" * 4, "ab" * 20])
+def test_production_refuses_short_or_repetitive_keys_without_quoting_them(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="API_KEYS: key 2 is too weak") as refused:
+        KeyRing.from_config(f"{STRONG},{secret}:admin", production=True)
+    if len(secret) > 4:  # "a" is in any sentence
+        assert secret not in str(refused.value)
+    assert KeyRing.from_config(f"{secret}:admin", production=False).lookup(secret) is not None
+
+
+@pytest.mark.parametrize("tenant", ["*", "a*", "gateway:warm-up"])
+def test_reserved_tenants_refuse_to_start(tenant: str) -> None:
+    # ":" splits an entry, so "gateway:warm-up" cannot even be written as a tenant.
+    with pytest.raises(ConfigurationError, match="API_KEYS"):
+        KeyRing.from_config(f"{STRONG}:developer:{tenant}", production=False)

@@ -4,22 +4,17 @@ admits every authenticated request (generation routes admit with their tokens)."
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from domain.limits import Admission
+from application.access import AdmissionControl, Generation, GenerationAsk, KeyQuotaExceeded
+from domain.limits import Admission, duration
 
 STATE_KEY = "ratelimit"
-
-
-def _duration(seconds: float) -> str:
-    # OpenAI writes resets as durations: "1s", "6m0s", "20ms".
-    if seconds < 1:
-        return f"{math.ceil(seconds * 1000)}ms"
-    minutes, rest = divmod(math.ceil(seconds), 60)
-    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
 def ratelimit_raw_headers(admission: Admission) -> list[tuple[bytes, bytes]]:
@@ -28,13 +23,13 @@ def ratelimit_raw_headers(admission: Admission) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"x-ratelimit-limit-requests", str(admission.limit_requests).encode()),
         (b"x-ratelimit-remaining-requests", str(admission.remaining_requests).encode()),
-        (b"x-ratelimit-reset-requests", _duration(admission.reset_requests_s).encode()),
+        (b"x-ratelimit-reset-requests", duration(admission.reset_requests_s).encode()),
         (b"x-ratelimit-limit-tokens", str(admission.limit_tokens).encode()),
         (b"x-ratelimit-remaining-tokens", str(admission.remaining_tokens).encode()),
-        (b"x-ratelimit-reset-tokens", _duration(admission.reset_tokens_s).encode()),
+        (b"x-ratelimit-reset-tokens", duration(admission.reset_tokens_s).encode()),
     ]
     if not admission.allowed:
-        headers.append((b"retry-after", str(max(1, math.ceil(admission.retry_after_s))).encode()))
+        headers.append((b"retry-after", str(admission.retry_after_whole_s).encode()))
     return headers
 
 
@@ -54,3 +49,32 @@ async def admitted(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
     """A guard: one request from the key's budget (no tokens)."""
     admission = await connection.app.state.services.admission.admit(connection.user)
     remember_admission(connection, admission)
+
+
+@asynccontextmanager
+async def admitted_generation(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    admission: AdmissionControl,
+    ask: GenerationAsk,
+) -> AsyncIterator[Generation]:
+    """``AdmissionControl.generation`` for this request: its answer carries the
+    admission's headers; a spent quota's 429 tells SDKs not to retry before the
+    period ends (``x-should-retry: false``, ``retry-after``)."""
+    try:
+        async with admission.generation(connection.user, ask) as grant:
+            remember_admission(connection, grant.admission)
+            yield grant
+    except KeyQuotaExceeded as exc:
+        exc.headers = quota_headers(exc)  # type: ignore[attr-defined]  # the error handler's
+        raise
+
+
+def quota_headers(exc: KeyQuotaExceeded) -> dict[str, str]:
+    quota = exc.quota
+    return {
+        "x-should-retry": "false",
+        "retry-after": str(max(1, math.ceil(quota.resets_in_s))),
+        "x-ratelimit-limit-tokens": str(quota.quota),
+        "x-ratelimit-remaining-tokens": str(quota.remaining),
+        "x-ratelimit-reset-tokens": duration(quota.resets_in_s),
+    }

@@ -8,12 +8,29 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from domain.chat import MAX_TOKENS_MAX, MAX_TOKENS_MIN, TEMPERATURE_RANGE, TOP_P_RANGE
+from domain.chat import (
+    LATENCY_BUDGET_RANGE_MS,
+    LOGIT_BIAS_RANGE,
+    MAX_TOKENS_MAX,
+    MAX_TOKENS_MIN,
+    N_MIN,
+    PENALTY_RANGE,
+    STOP_MAX_CHARS,
+    STOP_MAX_SEQUENCES,
+    TEMPERATURE_RANGE,
+    TOP_LOGPROBS_RANGE,
+    TOP_P_RANGE,
+)
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 Temperature = Annotated[float, msgspec.Meta(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
 TopP = Annotated[float, msgspec.Meta(ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1])]
 MaxTokens = Annotated[int, msgspec.Meta(ge=MAX_TOKENS_MIN, le=MAX_TOKENS_MAX)]
+Penalty = Annotated[float, msgspec.Meta(ge=PENALTY_RANGE[0], le=PENALTY_RANGE[1])]
+TopLogprobs = Annotated[int, msgspec.Meta(ge=TOP_LOGPROBS_RANGE[0], le=TOP_LOGPROBS_RANGE[1])]
+LogitBias = Annotated[float, msgspec.Meta(ge=LOGIT_BIAS_RANGE[0], le=LOGIT_BIAS_RANGE[1])]
+StopSequence = Annotated[str, msgspec.Meta(max_length=STOP_MAX_CHARS)]
+Stop = StopSequence | Annotated[list[StopSequence], msgspec.Meta(max_length=STOP_MAX_SEQUENCES)]
 
 
 class ChatMessage(msgspec.Struct, omit_defaults=True):
@@ -37,17 +54,18 @@ class ChatCompletionRequest(msgspec.Struct, omit_defaults=True):
     max_completion_tokens: MaxTokens | None = None
     temperature: Temperature | None = None
     top_p: TopP | None = None
-    stop: str | list[str] | None = None
+    stop: Stop | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    n: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # At least 1; at most the key's tier allows (checked at admission).
+    n: Annotated[int, msgspec.Meta(ge=N_MIN)] | None = None
     seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: dict[str, LogitBias] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: TopLogprobs | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
@@ -234,7 +252,11 @@ class EmbeddingsOut(msgspec.Struct):
 
 
 # --- unified chat ---------------------------------------------------------------------
-Budget = Annotated[float, msgspec.Meta(ge=100, le=60_000)]
+# The widest budget any configuration allows; GATEWAY_CHAT_MAX_BUDGET_MS, checked per
+# request, is the bound in force.
+Budget = Annotated[
+    float, msgspec.Meta(ge=LATENCY_BUDGET_RANGE_MS[0], le=LATENCY_BUDGET_RANGE_MS[1])
+]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 

@@ -118,6 +118,19 @@ class FileKeyStore:
         self._schedule_flush()
         return periods[period]
 
+    async def reserve_usage(
+        self, key_id: str, period: str, tokens: int, quota: int
+    ) -> tuple[bool, int]:
+        self._loaded()
+        # No await between reading and adding: atomic on the event loop.
+        periods = self._usage.setdefault(key_id, {})
+        used = periods.get(period, 0)
+        if used + tokens > quota:
+            return False, used
+        periods[period] = used + tokens
+        self._schedule_flush()
+        return True, periods[period]
+
     async def usage(self, key_id: str, period: str) -> int:
         self._loaded()
         return self._usage.get(key_id, {}).get(period, 0)

@@ -48,6 +48,16 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# Check-and-add in one step: no other command runs between reading the usage and adding.
+_RESERVE_LUA = """
+local used = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
+local tokens, quota = tonumber(ARGV[1]), tonumber(ARGV[2])
+if used + tokens > quota then return {0, used} end
+used = redis.call('HINCRBY', KEYS[1], 'tokens', tokens)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, used}
+"""
+
 
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
@@ -92,6 +102,7 @@ class RedisKeyStore:
         self._redis = redis
         self._create = redis.register_script(_CREATE_LUA)
         self._set_field = redis.register_script(_SET_FIELD_LUA)
+        self._reserve = redis.register_script(_RESERVE_LUA)
 
     def _record(self, key_id: str) -> str:
         return f"{self.prefix}:key:{key_id}"
@@ -145,6 +156,15 @@ class RedisKeyStore:
                 pipe.expire(counter, _USAGE_TTL_S.get(len(period), _DEFAULT_USAGE_TTL_S))
                 total, _ = await pipe.execute()
         return int(total)
+
+    async def reserve_usage(
+        self, key_id: str, period: str, tokens: int, quota: int
+    ) -> tuple[bool, int]:
+        counter = f"{self.prefix}:usage:{key_id}:{period}"
+        ttl = _USAGE_TTL_S.get(len(period), _DEFAULT_USAGE_TTL_S)
+        with _translated("reserve a key's usage"):
+            done, used = await self._reserve(keys=[counter], args=[tokens, quota, ttl])
+        return bool(done), int(used)
 
     async def usage(self, key_id: str, period: str) -> int:
         with _translated("read a key's usage"):

@@ -12,11 +12,11 @@ from adapters.http.auth import requires
 from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
-from adapters.http.ratelimit import remember_admission
+from adapters.http.ratelimit import admitted_generation
 from adapters.http.services import Services
 from adapters.http.sse import SSE_HEADERS, first_chunk, relay
 from adapters.http.wire import ChatCompletion, ChatCompletionRequest
-from application.access import estimate_tokens
+from application.access import GenerationAsk
 from domain.chat import ChatRequest
 from domain.principal import Capability
 
@@ -33,7 +33,10 @@ class ChatCompletionsController(Controller):
         status_code=200,
         summary="Create a chat completion (OpenAI-compatible)",
         description=(
-            "Routed to the model's upstream. Every OpenAI parameter is forwarded untouched. "
+            "Routed to the model's upstream. Every OpenAI parameter is forwarded untouched, "
+            "except the completion bound: `max_tokens`/`max_completion_tokens` must be within "
+            "the key's cap and one of them is sent (the key's cap when neither is given); "
+            "`n` is bounded by the key's tier. "
             "With `stream: true` the answer is `text/event-stream` of `chat.completion.chunk` "
             "events ending with `data: [DONE]`."
         ),
@@ -45,39 +48,45 @@ class ChatCompletionsController(Controller):
         data: ChatCompletionRequest,
         services: Services,
     ) -> Response[ChatCompletion]:
-        chat_completions, admission = services.chat_completions, services.admission
-        principal = request.user
+        chat_completions = services.chat_completions
         raw = await request.body()
         data = strictly(raw, ChatCompletionRequest)
-        max_tokens = data.max_tokens or data.max_completion_tokens
-        admission.check_policy(principal, data.model, max_tokens)
-        contents = [str(m.content or "") for m in data.messages]
-        admission.check_conversation(contents)
-        estimate = estimate_tokens(contents, max_tokens)
-        remember_admission(request, await admission.admit(principal, estimate))
-        body = _decode_object(raw)
-        # What was validated is what is forwarded: a lax decode ("stream": 1, "max_tokens":
-        # "8") must not reach the upstream as sent. Messages keep their unknown fields.
-        validated = msgspec.to_builtins(data)
-        body.update({k: v for k, v in validated.items() if k in body and k != "messages"})
-        chat = ChatRequest(body)
-        if chat.stream:
-            stream = await chat_completions.stream(chat)
+        ask = GenerationAsk(
+            contents=[str(m.content or "") for m in data.messages],
+            model=data.model,
+            max_tokens=data.max_tokens,
+            max_completion_tokens=data.max_completion_tokens,
+            n=data.n,
+        )
+        async with admitted_generation(request, services.admission, ask) as grant:
+            body = _decode_object(raw)
+            # What was validated is what is forwarded: a lax decode ("stream": 1,
+            # "max_tokens": "8") must not reach the upstream as sent. Messages keep their
+            # unknown fields. The completion bound goes as one field, within the key's cap.
+            validated = msgspec.to_builtins(data)
+            body.update({k: v for k, v in validated.items() if k in body and k != "messages"})
+            body.pop("max_tokens", None)
+            body.pop("max_completion_tokens", None)
+            if grant.max_tokens is not None:
+                body[grant.token_field] = grant.max_tokens
+            chat = ChatRequest(body)
+            if chat.stream:
+                stream = await chat_completions.stream(chat)
+                chunks = aiter(stream)
+                # A stream failing before its first chunk is settled as the block ends.
+                first = await first_chunk(chunks, stream.aclose)
+                settle = grant.hand_over()
 
-            async def close() -> None:
-                await stream.aclose()
-                usage = stream.usage
-                await admission.settle(principal, estimate, usage.total_tokens if usage else None)
+                async def close() -> None:
+                    await stream.aclose()
+                    await settle(stream.usage.total_tokens if stream.usage else None)
 
-            chunks = aiter(stream)
-            first = await first_chunk(chunks, close)
-            return Stream(
-                relay(first, chunks, close),
-                media_type="text/event-stream",
-                headers=SSE_HEADERS,
-            )  # type: ignore[return-value]
-        completion = await unless_disconnected(request, chat_completions.complete(chat))
-        usage = completion.usage
-        await admission.settle(principal, estimate, usage.total_tokens if usage else None)
+                return Stream(
+                    relay(first, chunks, close),
+                    media_type="text/event-stream",
+                    headers=SSE_HEADERS,
+                )  # type: ignore[return-value]
+            completion = await unless_disconnected(request, chat_completions.complete(chat))
+            grant.record(completion.usage.total_tokens if completion.usage else None)
         # The upstream's bytes, relayed as they are (the annotation documents their shape).
         return Response(content=completion.body, media_type="application/json")  # type: ignore[arg-type]

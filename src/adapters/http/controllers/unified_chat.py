@@ -13,7 +13,7 @@ from adapters.http.auth import requires
 from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
-from adapters.http.ratelimit import remember_admission
+from adapters.http.ratelimit import admitted_generation
 from adapters.http.sse import SSE_HEADERS, event, first_chunk, relay
 from adapters.http.wire import (
     AssistantMessage,
@@ -30,7 +30,7 @@ from adapters.http.wire import (
     Usage,
 )
 from adapters.telemetry.metrics import RequestMetrics
-from application.access import AdmissionControl, estimate_tokens
+from application.access import AdmissionControl, Generation, GenerationAsk
 from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
 from domain.chat import Usage as DomainUsage
 from domain.context import ContextBundle
@@ -145,26 +145,22 @@ class UnifiedChatController(Controller):
         request_metrics: RequestMetrics,
         admission: AdmissionControl,
     ) -> Response[UnifiedChatOut]:
-        principal = request.user
         data = strictly(await request.body(), UnifiedChatIn)
-        admission.check_policy(principal, data.model, data.max_tokens)
-        contents = [m.content for m in data.messages]
-        admission.check_conversation(contents)
-        cap = admission.max_tokens_cap(principal)
-        max_tokens = data.max_tokens or min(SEED_MAX_TOKENS, cap or SEED_MAX_TOKENS)
-        estimate = estimate_tokens(contents, max_tokens)
-        remember_admission(request, await admission.admit(principal, estimate))
-        if data.stream:
-            return await self._stream(  # type: ignore[return-value]
-                request, to_request(data, max_tokens), unified_chat, request_metrics,
-                admission, estimate,
-            )  # fmt: skip
-        answer = await unless_disconnected(
-            request, unified_chat.answer(request.user, to_request(data, max_tokens))
+        ask = GenerationAsk(
+            contents=[m.content for m in data.messages],
+            model=data.model,
+            max_tokens=data.max_tokens,
+            default_max_tokens=SEED_MAX_TOKENS,
         )
+        async with admitted_generation(request, admission, ask) as grant:
+            unified = to_request(data, grant.max_tokens or SEED_MAX_TOKENS)
+            if data.stream:
+                return await self._stream(  # type: ignore[return-value]
+                    request, unified, unified_chat, request_metrics, grant
+                )
+            answer = await unless_disconnected(request, unified_chat.answer(request.user, unified))
+            grant.record(answer.usage.total_tokens if answer.usage else None)
         observe(request, request_metrics, answer.metadata)
-        usage = answer.usage
-        await admission.settle(principal, estimate, usage.total_tokens if usage else None)
         return Response(
             UnifiedChatOut(
                 id=answer.id,
@@ -189,17 +185,19 @@ class UnifiedChatController(Controller):
         unified_request: UnifiedChatRequest,
         unified_chat: UnifiedChat,
         metrics: RequestMetrics,
-        admission: AdmissionControl,
-        estimate: int,
+        grant: Generation,
     ) -> Stream:
         stream = await unified_chat.stream(request.user, unified_request)
         chunks = stream.chunks()
         first = await first_chunk(chunks, stream.aclose)
+        # Settled with the real usage at the end; a client gone before keeps the
+        # reservation spent (the worst case: what was generated is unknown).
+        settle = grant.hand_over()
 
         async def metadata_event() -> bytes:
             metadata, usage = await stream.finish()
             observe(request, metrics, metadata)
-            await admission.settle(request.user, estimate, usage.total_tokens if usage else None)
+            await settle(usage.total_tokens if usage else None)
             return event(
                 _encode(
                     UnifiedMetadataEvent(metadata=metadata_out(metadata), usage=usage_out(usage))
