@@ -185,8 +185,10 @@ class GenerationAsk:
 
 class Generation:
     """An admitted generation: the completion bound the upstream must be told
-    (``max_tokens`` under the name ``token_field``; None: no bound applies) and the
-    tokens reserved for it. Settled once with the real usage: when the ``async with``
+    (``max_tokens`` under the name ``token_field``; None: no bound applies), the tokens
+    taken from the per-minute bucket (``estimate``) and from the key's quota
+    (``reserved``, the worst case). Settled once with the real usage (the estimate when
+    the upstream did not report it): when the ``async with``
     block of ``AdmissionControl.generation`` ends, or, once ``hand_over()`` was called
     (a stream outliving the block), by the callable it returned."""
 
@@ -196,12 +198,14 @@ class Generation:
         principal: Principal,
         max_tokens: int | None,
         token_field: str,
+        estimate: int,
         reserved: int,
         admission: Admission | None,
         quota_period: str | None,
     ) -> None:
         self.max_tokens = max_tokens
         self.token_field = token_field
+        self.estimate = estimate
         self.reserved = reserved
         self.admission = admission
         self._control = control
@@ -212,7 +216,7 @@ class Generation:
         self.handed_over = False
 
     def record(self, total_tokens: int | None) -> None:
-        """The usage the upstream reported (None: unknown, the reservation counts)."""
+        """The usage the upstream reported (None: unknown, the estimate counts)."""
         self._usage = total_tokens
 
     def hand_over(self) -> Callable[[int | None], Awaitable[None]]:
@@ -224,9 +228,9 @@ class Generation:
         if self._settled:
             return
         self._settled = True
-        used = self.reserved if total_tokens is None else total_tokens
+        used = self.estimate if total_tokens is None else total_tokens
         await self._control.settle_generation(
-            self._principal, self.reserved, used, self.admission is not None, self._quota_period
+            self._principal, self, used, self.admission is not None, self._quota_period
         )
 
     async def _end(self, error: BaseException | None) -> None:
@@ -237,18 +241,20 @@ class Generation:
         elif isinstance(error, GatewayError) and not isinstance(error, UpstreamTimeout):
             await self.settle(0)  # refused before anything was generated: nothing spent
         else:
-            await self.settle(self._usage)  # a disconnect or a timeout: the worst case
+            await self.settle(self._usage)  # a disconnect or a timeout: what it may have cost
 
 
 class AdmissionControl:
     """Admits a request for a key: its model, max_tokens and n under the key's policy
     and tier, its token quota and per-minute limits. A generating request reserves its
-    worst case (prompt estimate + max_tokens × n) from the quota (atomically, in the key
-    store) and from the token bucket before it is admitted, and settles with the real
-    usage after; so concurrent requests never spend more than the quota, beyond what
-    each one's real usage exceeds its estimate (only the prompt can: the upstream is
-    told the completion bound). When the limiter's store is down, requests are admitted
-    (and it is logged): availability first; a quota's store must answer."""
+    worst case from the key's quota (an upper bound of the prompt's tokens + max_tokens
+    × n, atomically, in the key store) and its estimate (4 characters a token) from the
+    token bucket before it is admitted, and settles with the real usage after; so
+    concurrent requests never spend more than the quota, beyond what a request's real
+    usage exceeds its worst case (only the prompt's non-text parts can: tools, images;
+    the upstream is told the completion bound). When the limiter's store is down,
+    requests are admitted (and it is logged): availability first; a quota's store must
+    answer."""
 
     def __init__(
         self,
@@ -326,10 +332,14 @@ class AdmissionControl:
         error or a client disconnect included (see ``Generation``)."""
         max_tokens, field = self.bound(principal, ask)
         self.check_conversation(ask.contents)
-        reserved = prompt_estimate(ask.contents) + (max_tokens or DEFAULT_MAX_TOKENS) * (ask.n or 1)
+        completion = (max_tokens or DEFAULT_MAX_TOKENS) * (ask.n or 1)
+        estimate = prompt_estimate(ask.contents) + completion
+        reserved = estimate
+        if principal.policy is not None and principal.policy.token_quota is not None:
+            reserved = prompt_bound(ask.contents) + completion
         quota = await self._reserve_quota(principal, reserved)
         try:
-            admission = await self.admit(principal, reserved)
+            admission = await self.admit(principal, estimate)
         except BaseException:
             if quota is not None:
                 await self._give_back(principal, quota[0], reserved)
@@ -337,7 +347,7 @@ class AdmissionControl:
         if admission is not None and quota is not None:
             admission = with_quota(admission, quota[1])
         grant = Generation(
-            self, principal, max_tokens, field, reserved, admission,
+            self, principal, max_tokens, field, estimate, reserved, admission,
             quota[0] if quota is not None else None,
         )  # fmt: skip
         try:
@@ -398,14 +408,14 @@ class AdmissionControl:
     async def settle_generation(
         self,
         principal: Principal,
-        reserved: int,
+        grant: Generation,
         used: int,
         limited: bool,
         quota_period: str | None,
     ) -> None:
-        """The token bucket and the quota get the real usage instead of the reservation;
-        a managed key's usage in its period grows by it."""
-        delta = used - reserved
+        """The token bucket and the quota get the real usage instead of what was taken
+        on admission; a managed key's usage in its period grows by it."""
+        delta = used - grant.estimate
         try:
             if delta and limited:
                 await self._limiter.reconcile(
@@ -415,8 +425,10 @@ class AdmissionControl:
                     self._clock.now(),
                 )
             if quota_period is not None:
-                if delta:
-                    await self._keys.add_usage(principal.key_id, quota_period, delta)
+                if used != grant.reserved:
+                    await self._keys.add_usage(
+                        principal.key_id, quota_period, used - grant.reserved
+                    )
             elif principal.policy is not None:
                 period = period_start(principal.policy.quota_period, self._clock.now())
                 await self._keys.add_usage(principal.key_id, period, used)
@@ -440,6 +452,16 @@ DEFAULT_MAX_TOKENS = 1024  # the reservation's completion bound when no cap appl
 def prompt_estimate(texts: Sequence[str]) -> int:
     """Prompt tokens estimated: 4 characters a token."""
     return sum(len(t) for t in texts) // 4
+
+
+MESSAGE_OVERHEAD_TOKENS = 8  # a chat template's role markers and separators, generously
+
+
+def prompt_bound(texts: Sequence[str]) -> int:
+    """At least the prompt's tokens: a token of a byte-level tokenizer covers at least one
+    byte of text, plus the template's tokens around each message (and the reply's).
+    What a token quota reserves, so that parallel requests cannot overspend it."""
+    return sum(len(t.encode()) for t in texts) + MESSAGE_OVERHEAD_TOKENS * (len(texts) + 1)
 
 
 def estimate_tokens(

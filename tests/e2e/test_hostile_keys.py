@@ -187,8 +187,10 @@ def test_the_chat_latency_budget_follows_the_setting(gateway: GatewayProcess) ->
 # --- quotas under concurrency ---------------------------------------------------------
 
 
-async def burst(urls: list[str], secret: str, count: int) -> list[httpx.Response]:
-    body = chat_body("hello", max_tokens=5, stream=True, stream_options={"include_usage": True})
+async def burst(
+    urls: list[str], secret: str, count: int, prompt: str = "hello"
+) -> list[httpx.Response]:
+    body = chat_body(prompt, max_tokens=5, stream=True, stream_options={"include_usage": True})
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
 
         async def one(n: int) -> httpx.Response:
@@ -208,8 +210,8 @@ def check_quota_burst(gateways: list[GatewayProcess], quota: int) -> None:
     assert len(admitted) + len(refused) == PARALLEL, [r.text for r in responses]
     assert admitted, "the quota admits what fits"
     spent = used(gateways[0], key["id"])
-    # Every request reserves its worst case (prompt estimate + max_tokens) before it is
-    # admitted; "hello" costs no more than its estimate, so nothing is overspent.
+    # Every request reserves its worst case (the prompt's bytes + 8 tokens a message,
+    # + max_tokens) before it is admitted: nothing is overspent.
     print(f"quota {quota}: {len(admitted)} admitted of {PARALLEL}, {spent} tokens used")
     assert spent <= quota, f"{spent} tokens used of a quota of {quota}"
     for response in refused:
@@ -228,6 +230,22 @@ def test_a_token_quota_holds_across_two_instances_sharing_redis(
     pair: tuple[GatewayProcess, GatewayProcess],
 ) -> None:
     check_quota_burst(list(pair), 50)
+
+
+def test_a_prompt_beyond_its_estimate_cannot_overspend_a_quota(
+    gateway: GatewayProcess,
+) -> None:
+    """The fake upstream counts 8 prompt tokens where the 4-characters-a-token estimate
+    says 3: the quota reserves the prompt's upper bound, so parallel requests still
+    cannot spend more than it."""
+    quota = 100
+    key = create_key(gateway, token_quota=quota, quota_period="day", max_tokens=5)
+    responses = asyncio.run(burst([gateway.url], key["key"], PARALLEL, "a b c d e f g h"))
+    admitted = [r for r in responses if r.status_code == 200]
+    spent = used(gateway, key["id"])
+    print(f"prompt beyond its estimate: {len(admitted)} admitted, {spent} of {quota} used")
+    assert admitted
+    assert spent <= quota
 
 
 def test_a_quota_keys_token_headers_report_its_quota(gateway: GatewayProcess) -> None:

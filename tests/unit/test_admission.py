@@ -24,7 +24,8 @@ QUOTA_KEY = Principal(
     "key_q", Tier.STANDARD,
     policy=KeyPolicy(max_tokens_cap=5, token_quota=100, quota_period=QuotaPeriod.DAY),
 )  # fmt: skip
-HELLO = ["hello"]  # 5 characters: a prompt estimate of 1 token
+HELLO = ["hello"]  # 5 characters: a prompt estimate of 1 token, at most 5 + 8 × 2
+ESTIMATE, WORST = 1 + 5, 21 + 5  # with max_tokens 5
 
 
 def control() -> tuple[AdmissionControl, FakeKeyStore, FakeRateLimiter, FakeClock]:
@@ -39,12 +40,12 @@ def used(keys: FakeKeyStore, clock: FakeClock) -> int:
 async def test_the_bound_is_the_cap_when_absent_and_the_smaller_when_both() -> None:
     admission, *_ = control()
     async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)) as grant:
-        assert (grant.max_tokens, grant.token_field, grant.reserved) == (5, "max_tokens", 6)
+        assert (grant.max_tokens, grant.token_field) == (5, "max_tokens")
+        assert (grant.estimate, grant.reserved) == (ESTIMATE, WORST)
     both = GenerationAsk(HELLO, max_tokens=4, max_completion_tokens=2, n=3)
     async with admission.generation(QUOTA_KEY, both) as grant:
-        assert (grant.max_tokens, grant.token_field, grant.reserved) == (
-            2, "max_completion_tokens", 1 + 2 * 3,
-        )  # fmt: skip
+        assert (grant.max_tokens, grant.token_field) == (2, "max_completion_tokens")
+        assert (grant.estimate, grant.reserved) == (1 + 2 * 3, 21 + 2 * 3)
 
 
 @pytest.mark.parametrize(
@@ -67,10 +68,10 @@ async def test_over_a_cap_is_refused_naming_the_field(ask: GenerationAsk, param:
 async def test_settled_with_the_real_usage() -> None:
     admission, keys, limiter, clock = control()
     async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)) as grant:
-        assert used(keys, clock) == 6  # reserved while it runs
+        assert used(keys, clock) == WORST  # reserved while it runs
         grant.record(4)
     assert used(keys, clock) == 4
-    assert limiter.reconciled == [("key_q", -2)]
+    assert limiter.reconciled == [("key_q", 4 - ESTIMATE)]
 
 
 async def test_an_upstream_refusal_costs_nothing_a_timeout_the_reservation() -> None:
@@ -82,14 +83,14 @@ async def test_an_upstream_refusal_costs_nothing_a_timeout_the_reservation() -> 
     with pytest.raises(UpstreamTimeout):
         async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)):
             raise UpstreamTimeout("slow")
-    assert used(keys, clock) == 6
+    assert used(keys, clock) == ESTIMATE  # the usage is unknown: the estimate counts
 
 
 async def test_a_handed_over_generation_is_settled_by_its_stream() -> None:
     admission, keys, _, clock = control()
     async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)) as grant:
         settle = grant.hand_over()
-    assert used(keys, clock) == 6  # the stream runs on
+    assert used(keys, clock) == WORST  # the stream runs on
     await settle(3)
     await settle(5)  # once only
     assert used(keys, clock) == 3
@@ -105,7 +106,7 @@ async def test_parallel_generations_never_reserve_beyond_the_quota() -> None:
         try:
             async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)) as grant:
                 await gate.wait()
-                grant.record(6)
+                grant.record(ESTIMATE)
         except KeyQuotaExceeded as exc:
             refusals.append(exc)
             return False
@@ -115,9 +116,9 @@ async def test_parallel_generations_never_reserve_beyond_the_quota() -> None:
     await asyncio.sleep(0)
     gate.set()
     admitted = sum(await asyncio.gather(*tasks))
-    assert admitted == 100 // 6
+    assert admitted == 100 // WORST
     assert {r.quota.quota for r in refusals} == {100}
-    assert used(keys, clock) == 6 * admitted <= 100
+    assert used(keys, clock) == ESTIMATE * admitted <= 100
 
 
 async def test_a_rate_limit_refusal_gives_the_quota_reservation_back() -> None:
@@ -130,6 +131,6 @@ async def test_a_rate_limit_refusal_gives_the_quota_reservation_back() -> None:
     with pytest.raises(RateLimited) as refused:
         async with admission.generation(QUOTA_KEY, GenerationAsk(HELLO)):
             pytest.fail("admitted")
-    assert used(keys, clock) == 6
+    assert used(keys, clock) == ESTIMATE  # the first one's, the second's given back
     seconds = refused.value.admission.retry_after_whole_s  # type: ignore[attr-defined]
     assert f"retry after {seconds} s" in refused.value.message
