@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -40,7 +41,7 @@ log = logging.getLogger("gateway.access")
 SECRET_PREFIX = "sk-gw-"
 SECRET_BYTES = 32
 # The length of every secret ``create`` makes (its prefix, then 32 bytes in base64url).
-SECRET_LENGTH = len(SECRET_PREFIX) + len(secrets.token_urlsafe(SECRET_BYTES))
+SECRET_LENGTH = len(SECRET_PREFIX) + math.ceil(SECRET_BYTES * 4 / 3)  # base64, no padding
 
 
 def could_be_managed(secret: str) -> bool:
