@@ -86,8 +86,18 @@ async def test_without_user_id_no_memory_is_read_or_written(world: World) -> Non
     assert answer.metadata.memories_retrieved == 0
     assert await world.queue.depth() == 0
     assert answer.metadata.rag_documents_retrieved >= 1
-    assert answer.metadata.degraded == []
+    # Not silent: the answer says why memory was off.
+    assert [d.stage for d in answer.metadata.degraded] == ["memory"]
+    assert "user_id" in answer.metadata.degraded[0].reason
     assert answer.id.startswith("unified-")
+
+
+async def test_memory_turned_off_without_user_id_is_not_degraded(world: World) -> None:
+    answer = await world.chat.answer(
+        ALICE, ask("Can orders be returned?", use_memory=False, store_memory=False)
+    )
+
+    assert answer.metadata.degraded == []
 
 
 async def test_the_query_is_embedded_once_for_both_retrievals(world: World) -> None:

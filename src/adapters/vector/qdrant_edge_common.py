@@ -20,6 +20,8 @@ import operator
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -41,6 +43,7 @@ from qdrant_edge import (
     Prefetch,
     Query,
     QueryRequest,
+    RangeFloat,
     SparseVector,
     UpdateOperation,
 )
@@ -158,6 +161,16 @@ def equals(key: str, value: str | int) -> FieldCondition:
     return FieldCondition(key=key, match=MatchValue(value))
 
 
+def edge_conditions(conditions: Mapping[str, Any]) -> list[FieldCondition]:
+    """The Edge conditions of a search filter: user metadata and system fields."""
+    system = system_conditions(conditions)
+    return [
+        *(equals(METADATA_TERMS, term) for term in filter_terms(conditions)),
+        *(equals(key, value) for key, value in system.equal.items()),
+        *(FieldCondition(key=key, range=RangeFloat(**b)) for key, b in system.ranges.items()),
+    ]
+
+
 def edge_search_request(
     mode: SearchMode,
     dense: Sequence[float],
@@ -244,7 +257,8 @@ CHUNK_INDEX, TEXT, METADATA, CREATED_AT, CHUNK_COUNT = (
 )
 METADATA_TERMS = "metadata_terms"
 FILTERED_FIELDS = (KIND, TENANT, SCOPE, DOCUMENT_ID, METADATA_TERMS)  # keyword-indexed
-HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX)  # what a search reads
+HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX, CREATED_AT)  # a search reads
+SYSTEM_FILTERS = (SOURCE, DOCUMENT_ID, CREATED_AT)  # filtered on their own fields
 GLOBAL_OWNER = "*"  # the tenant of a global document: only a delete for "*" removes it
 _SUMMARY_IDS = uuid.UUID("0b9f3c54-7f7e-4c0e-8a8e-5d1c9a3f2e61")
 
@@ -303,24 +317,85 @@ def metadata_terms(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def filter_terms(conditions: Mapping[str, Any]) -> list[str]:
-    """The ``METADATA_TERMS`` a chunk must all hold to match ``conditions``."""
-    for key, value in conditions.items():
+    """The ``METADATA_TERMS`` a chunk must all hold to match the user metadata of
+    ``conditions`` (the system fields are matched by ``system_conditions``)."""
+    user = {k: v for k, v in conditions.items() if k not in SYSTEM_FILTERS}
+    for key, value in user.items():
         if not isinstance(value, str | bool | int | float):
             raise InvalidRequest(
-                f"filter `{key}` must be a string, a number or a boolean", param="filter"
+                f"filter `{key}` must be a string, a number or a boolean", param=f"filter.{key}"
             )
-    return metadata_terms(conditions)
+    return metadata_terms(user)
 
 
-def hit_from(payload: Mapping[str, Any], score: float) -> DocumentHit:
-    """The chunk's text; its metadata is the document's, plus where the chunk comes from."""
+@dataclass(frozen=True, slots=True)
+class SystemConditions:
+    """The fields every hit shows in its metadata, as a filter asks for them:
+    ``equal`` (field → value) and ``ranges`` (field → gt/gte/lt/lte bounds)."""
+
+    equal: dict[str, str]
+    ranges: dict[str, dict[str, float]]
+
+
+_BOUNDS = ("gt", "gte", "lt", "lte")
+
+
+def _instant(key: str, bound: str, value: object) -> float:
+    """Seconds since the epoch, from a number or an ISO 8601 date or date-time."""
+    param = f"filter.{key}.{bound}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    raise InvalidRequest(
+        f"filter `{key}.{bound}` must be a date (ISO 8601, e.g. 2026-01-31 or "
+        f"2026-01-31T12:00:00Z) or seconds since the epoch, not {value!r}",
+        param=param,
+    )
+
+
+def system_conditions(conditions: Mapping[str, Any]) -> SystemConditions:
+    """``source`` and ``document_id`` match exactly (strings); ``created_at`` is a range
+    ``{"gte": ..., "lt": ...}`` of dates. A value of the wrong type is a 400 naming it."""
+    equal: dict[str, str] = {}
+    ranges: dict[str, dict[str, float]] = {}
+    for key in (SOURCE, DOCUMENT_ID):
+        if key in conditions:
+            value = conditions[key]
+            if not isinstance(value, str):
+                raise InvalidRequest(f"filter `{key}` must be a string", param=f"filter.{key}")
+            equal[key] = value
+    if CREATED_AT in conditions:
+        bounds = conditions[CREATED_AT]
+        if not isinstance(bounds, Mapping) or not bounds or set(bounds) - set(_BOUNDS):
+            raise InvalidRequest(
+                f"filter `{CREATED_AT}` must be a range such as "
+                '{"gte": "2026-01-01", "lt": "2026-02-01"} (bounds: gt, gte, lt, lte)',
+                param=f"filter.{CREATED_AT}",
+            )
+        ranges[CREATED_AT] = {b: _instant(CREATED_AT, b, v) for b, v in bounds.items()}
+    return SystemConditions(equal, ranges)
+
+
+def hit_from(
+    payload: Mapping[str, Any], score: float, rank_score: float | None = None
+) -> DocumentHit:
+    """The chunk's text; its metadata is the document's, plus where the chunk comes
+    from (the fields a filter can name)."""
     metadata = {
         **payload.get(METADATA, {}),
         DOCUMENT_ID: payload[DOCUMENT_ID],
         SOURCE: payload[SOURCE],
         CHUNK_INDEX: payload[CHUNK_INDEX],
     }
-    return DocumentHit(text=payload[TEXT], score=score, metadata=metadata)
+    if CREATED_AT in payload:
+        metadata[CREATED_AT] = int(payload[CREATED_AT])
+    return DocumentHit(text=payload[TEXT], score=score, metadata=metadata, rank_score=rank_score)
 
 
 def read_limit(query: SearchQuery) -> int:
@@ -337,15 +412,16 @@ def best_hits(
     found: Iterable[tuple[Mapping[str, Any], float, Sequence[float]]],
 ) -> list[DocumentHit]:
     """The first ``k`` of the store's ``(payload, score, dense vector)`` in its order,
-    each scored by its cosine to the query (a dense search's own score is that cosine),
-    those under the threshold dropped."""
+    each with the store's score (what ordered it) and its cosine to the query (a dense
+    search's own score is that cosine), those under the threshold dropped."""
     hits = []
     for payload, score, stored in found:
-        if query.mode is not SearchMode.DENSE:
-            score = cosine(unit_query, stored)
-        score = min(score, 1.0)
-        if query.threshold is None or score >= query.threshold:
-            hits.append(hit_from(payload, score))
+        if query.mode is SearchMode.DENSE:
+            similarity = score = min(score, 1.0)
+        else:
+            similarity = min(cosine(unit_query, stored), 1.0)
+        if query.threshold is None or similarity >= query.threshold:
+            hits.append(hit_from(payload, similarity, score))
             if len(hits) == query.k:
                 break
     return hits

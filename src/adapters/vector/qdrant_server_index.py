@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -39,6 +39,7 @@ from adapters.vector.qdrant_edge_common import (
     summary_from,
     summary_payload,
     summary_point_id,
+    system_conditions,
     unit,
 )
 from domain.documents import (
@@ -68,6 +69,19 @@ def _translated(action: str) -> Iterator[None]:
 
 def _equals(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _conditions(conditions: Mapping[str, Any]) -> list[models.FieldCondition]:
+    """The server conditions of a search filter: user metadata and system fields."""
+    system = system_conditions(conditions)
+    return [
+        *(_equals(METADATA_TERMS, term) for term in filter_terms(conditions)),
+        *(_equals(key, value) for key, value in system.equal.items()),
+        *(
+            models.FieldCondition(key=key, range=models.Range(**bounds))
+            for key, bounds in system.ranges.items()
+        ),
+    ]
 
 
 def _visible_to(tenant: str) -> models.Filter:
@@ -196,7 +210,7 @@ class QdrantServerIndex:
             must=[
                 _equals(KIND, CHUNK),
                 _visible_to(query.tenant),
-                *(_equals(METADATA_TERMS, term) for term in filter_terms(query.filter)),
+                *_conditions(query.filter),
             ]
         )
         await self._ensure_collection()
