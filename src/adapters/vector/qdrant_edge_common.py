@@ -20,8 +20,6 @@ import operator
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -57,7 +55,8 @@ from domain.documents import (
     SearchMode,
     SearchQuery,
 )
-from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable, InvalidRequest
+from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable
+from domain.search_filter import SearchFilter
 
 T = TypeVar("T")
 
@@ -163,12 +162,12 @@ def equals(key: str, value: str | int) -> FieldCondition:
 
 def edge_conditions(conditions: Mapping[str, Any]) -> list[FieldCondition]:
     """The Edge conditions of a search filter: user metadata and system fields."""
-    system = system_conditions(conditions)
-    return [
-        *(equals(METADATA_TERMS, term) for term in filter_terms(conditions)),
-        *(equals(key, value) for key, value in system.equal.items()),
-        *(FieldCondition(key=key, range=RangeFloat(**b)) for key, b in system.ranges.items()),
-    ]
+    where = SearchFilter.parse(conditions)
+    found = [equals(METADATA_TERMS, term) for term in metadata_terms(where.metadata)]
+    found += [equals(key, value) for key, value in where.exact.items()]
+    if where.created_at:
+        found.append(FieldCondition(key=CREATED_AT, range=RangeFloat(**where.created_at)))
+    return found
 
 
 def edge_search_request(
@@ -258,7 +257,6 @@ CHUNK_INDEX, TEXT, METADATA, CREATED_AT, CHUNK_COUNT = (
 METADATA_TERMS = "metadata_terms"
 FILTERED_FIELDS = (KIND, TENANT, SCOPE, DOCUMENT_ID, METADATA_TERMS)  # keyword-indexed
 HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX, CREATED_AT)  # a search reads
-SYSTEM_FILTERS = (SOURCE, DOCUMENT_ID, CREATED_AT)  # filtered on their own fields
 GLOBAL_OWNER = "*"  # the tenant of a global document: only a delete for "*" removes it
 _SUMMARY_IDS = uuid.UUID("0b9f3c54-7f7e-4c0e-8a8e-5d1c9a3f2e61")
 
@@ -318,68 +316,8 @@ def metadata_terms(metadata: Mapping[str, Any]) -> list[str]:
 
 def filter_terms(conditions: Mapping[str, Any]) -> list[str]:
     """The ``METADATA_TERMS`` a chunk must all hold to match the user metadata of
-    ``conditions`` (the system fields are matched by ``system_conditions``)."""
-    user = {k: v for k, v in conditions.items() if k not in SYSTEM_FILTERS}
-    for key, value in user.items():
-        if not isinstance(value, str | bool | int | float):
-            raise InvalidRequest(
-                f"filter `{key}` must be a string, a number or a boolean", param=f"filter.{key}"
-            )
-    return metadata_terms(user)
-
-
-@dataclass(frozen=True, slots=True)
-class SystemConditions:
-    """The fields every hit shows in its metadata, as a filter asks for them:
-    ``equal`` (field → value) and ``ranges`` (field → gt/gte/lt/lte bounds)."""
-
-    equal: dict[str, str]
-    ranges: dict[str, dict[str, float]]
-
-
-_BOUNDS = ("gt", "gte", "lt", "lte")
-
-
-def _instant(key: str, bound: str, value: object) -> float:
-    """Seconds since the epoch, from a number or an ISO 8601 date or date-time."""
-    param = f"filter.{key}.{bound}"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    raise InvalidRequest(
-        f"filter `{key}.{bound}` must be a date (ISO 8601, e.g. 2026-01-31 or "
-        f"2026-01-31T12:00:00Z) or seconds since the epoch, not {value!r}",
-        param=param,
-    )
-
-
-def system_conditions(conditions: Mapping[str, Any]) -> SystemConditions:
-    """``source`` and ``document_id`` match exactly (strings); ``created_at`` is a range
-    ``{"gte": ..., "lt": ...}`` of dates. A value of the wrong type is a 400 naming it."""
-    equal: dict[str, str] = {}
-    ranges: dict[str, dict[str, float]] = {}
-    for key in (SOURCE, DOCUMENT_ID):
-        if key in conditions:
-            value = conditions[key]
-            if not isinstance(value, str):
-                raise InvalidRequest(f"filter `{key}` must be a string", param=f"filter.{key}")
-            equal[key] = value
-    if CREATED_AT in conditions:
-        bounds = conditions[CREATED_AT]
-        if not isinstance(bounds, Mapping) or not bounds or set(bounds) - set(_BOUNDS):
-            raise InvalidRequest(
-                f"filter `{CREATED_AT}` must be a range such as "
-                '{"gte": "2026-01-01", "lt": "2026-02-01"} (bounds: gt, gte, lt, lte)',
-                param=f"filter.{CREATED_AT}",
-            )
-        ranges[CREATED_AT] = {b: _instant(CREATED_AT, b, v) for b, v in bounds.items()}
-    return SystemConditions(equal, ranges)
+    ``conditions`` (the system fields are matched on their own payload fields)."""
+    return metadata_terms(SearchFilter.parse(conditions).metadata)
 
 
 def hit_from(

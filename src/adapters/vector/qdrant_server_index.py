@@ -18,6 +18,7 @@ from qdrant_edge import SparseVector
 
 from adapters.vector.qdrant_edge_common import (
     CHUNK,
+    CREATED_AT,
     DENSE,
     DOCUMENT_ID,
     FILTERED_FIELDS,
@@ -32,14 +33,13 @@ from adapters.vector.qdrant_edge_common import (
     KeywordEncoder,
     best_hits,
     chunk_payload,
-    filter_terms,
+    metadata_terms,
     page_of,
     prefetch_depth,
     read_limit,
     summary_from,
     summary_payload,
     summary_point_id,
-    system_conditions,
     unit,
 )
 from domain.documents import (
@@ -54,6 +54,7 @@ from domain.documents import (
 )
 from domain.errors import IndexUnavailable
 from domain.health import ServiceHealth, Status
+from domain.search_filter import SearchFilter
 
 _SCROLL_PAGE = 1024
 
@@ -73,15 +74,12 @@ def _equals(key: str, value: str) -> models.FieldCondition:
 
 def _conditions(conditions: Mapping[str, Any]) -> list[models.FieldCondition]:
     """The server conditions of a search filter: user metadata and system fields."""
-    system = system_conditions(conditions)
-    return [
-        *(_equals(METADATA_TERMS, term) for term in filter_terms(conditions)),
-        *(_equals(key, value) for key, value in system.equal.items()),
-        *(
-            models.FieldCondition(key=key, range=models.Range(**bounds))
-            for key, bounds in system.ranges.items()
-        ),
-    ]
+    where = SearchFilter.parse(conditions)
+    found = [_equals(METADATA_TERMS, term) for term in metadata_terms(where.metadata)]
+    found += [_equals(key, value) for key, value in where.exact.items()]
+    if where.created_at:
+        found.append(models.FieldCondition(key=CREATED_AT, range=models.Range(**where.created_at)))
+    return found
 
 
 def _visible_to(tenant: str) -> models.Filter:
