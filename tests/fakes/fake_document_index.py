@@ -5,8 +5,8 @@ by BM25 (k1 1.2, b 0.75, average length 256, IDF over every stored chunk, as a s
 vector with Qdrant's IDF modifier scores it) on lowercase words; hybrid search fuses the
 two candidate lists by reciprocal rank (constant 2, Qdrant's). Every hit's score is its
 cosine to the query vector, its rank_score what ordered it. A filter matches user
-metadata exactly, and ``source``, ``document_id`` and a ``created_at`` range. Set ``down`` to make every call fail
-with ``IndexUnavailable``."""
+metadata exactly, and ``source``, ``document_id`` and a ``created_at`` range. Set
+``down`` to make every call fail with ``IndexUnavailable``."""
 
 from __future__ import annotations
 
