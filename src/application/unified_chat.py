@@ -118,7 +118,7 @@ class ChatLimits:
     context_tokens: int = 1500
     recent_turns: int = 6
     # A memory less similar (cosine) to the query than this is not put in the prompt.
-    memory_min_similarity: float = 0.0
+    memory_min_similarity: float = 0.1
 
 
 class UnifiedStream:
