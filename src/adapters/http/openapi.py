@@ -106,9 +106,17 @@ def _components(
 
 
 _SSE = "text/event-stream"
-_STREAMED = (
-    "With `stream: true`: server-sent events, one `data:` line per chunk, then `data: [DONE]`"
-)
+_STREAMED = {
+    "/v1/chat/completions": (
+        "With `stream: true`: server-sent events, one `data:` line per chunk, then "
+        "`data: [DONE]`"
+    ),
+    "/v1/chat": (
+        "With `stream: true`: server-sent events named by `event:` (`context` first, as "
+        "soon as retrieval is done; `chunk`; `metadata`; `error` on a failure once "
+        "streaming), each with its object as `data:`, then `data: [DONE]`"
+    ),
+}
 
 
 def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
             answered.setdefault("content", {})[_SSE] = {
                 "schema": {
                     "type": "object",
-                    "description": _STREAMED,
+                    "description": _STREAMED[path],
                     "required": ["data"],
                     "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
                 }
