@@ -108,8 +108,7 @@ def _components(
 _SSE = "text/event-stream"
 _STREAMED = {
     "/v1/chat/completions": (
-        "With `stream: true`: server-sent events, one `data:` line per chunk, then "
-        "`data: [DONE]`"
+        "With `stream: true`: server-sent events, one `data:` line per chunk, then `data: [DONE]`"
     ),
     "/v1/chat": (
         "With `stream: true`: server-sent events named by `event:` (`context` first, as "
