@@ -15,7 +15,6 @@ The schemas the operations use follow, field by field.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import sys
 from collections.abc import Iterator
@@ -29,10 +28,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import generated_file  # noqa: E402
 import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
-from litestar.routes import HTTPRoute  # noqa: E402
 
-from adapters.http.auth import PUBLIC_PATHS  # noqa: E402
-from domain.principal import Capability  # noqa: E402
+from adapters.http.openapi import access_by_operation  # noqa: E402
 from gateway.asgi import build  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
@@ -51,32 +48,6 @@ async def fetch_schema(app: Litestar) -> Schema:
         response = await client.get("/openapi.json")
         response.raise_for_status()
         return dict(response.json())
-
-
-def access_by_operation(app: Litestar) -> dict[tuple[str, str], str]:
-    """(method, path) → the lowest tier allowed, from each route's ``requires`` guards,
-    or ``none`` for the public paths."""
-    access: dict[tuple[str, str], str] = {}
-    for route in app.routes:
-        if not isinstance(route, HTTPRoute):
-            continue
-        for handler in route.route_handlers:
-            tiers = [
-                capability.minimum_tier
-                for guard in handler.resolve_guards()
-                if isinstance(
-                    capability := inspect.getclosurevars(guard).nonlocals.get("capability"),
-                    Capability,
-                )
-            ]
-            public = any(re.match(p, route.path_format) for p in PUBLIC_PATHS)
-            for method in handler.http_methods:
-                key = (method.lower(), route.path_format)
-                if public:
-                    access[key] = "none"
-                elif tiers:
-                    access[key] = max(tiers).label
-    return access
 
 
 def number(value: Any) -> str:

@@ -16,6 +16,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# A headless Chromium renders /docs and /redoc (driven by playwright, no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: chromium is needed (apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
 
 echo "== lint, format, layering, types"; make --no-print-directory lint
 echo "== tests";     .venv/bin/python -m pytest tests "$@"

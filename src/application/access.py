@@ -14,8 +14,8 @@ from domain.errors import (
     BackendUnavailable,
     GatewayError,
     InvalidRequest,
+    ModelNotAllowed,
     NotFound,
-    PermissionDenied,
     QuotaExceeded,
     RateLimited,
     UpstreamTimeout,
@@ -299,9 +299,11 @@ class AdmissionControl:
         policy = principal.policy
         if policy is not None and policy.allowed_models is not None:
             if ask.model is None:
-                raise PermissionDenied("this key must name one of its allowed models")
+                raise ModelNotAllowed("this key must name one of its allowed models", param="model")
             if ask.model not in policy.allowed_models:
-                raise PermissionDenied(f"this key may not use the model `{ask.model}`")
+                raise ModelNotAllowed(
+                    f"this key may not use the model `{ask.model}`", param="model"
+                )
         cap = self.max_tokens_cap(principal)
         asked = {"max_tokens": ask.max_tokens, "max_completion_tokens": ask.max_completion_tokens}
         for name, value in asked.items():

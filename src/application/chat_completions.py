@@ -39,6 +39,12 @@ class ChatCompletions:
                     )
         raise AssertionError("a model is routed to at least one upstream")
 
+    async def resolve(self, requested: str | None) -> str:
+        """The model a request naming ``requested`` is served by (``ModelNotFound``
+        when none is)."""
+        model, _ = await self._router.route(requested)
+        return model
+
     async def complete(self, request: ChatRequest) -> Completion:
         model, upstreams = await self._router.route(request.model)
         body = request.routed_to(model)

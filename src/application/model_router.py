@@ -82,6 +82,11 @@ class ModelRouter:
         # Retry soon when nobody answered; otherwise trust the lists for the TTL.
         self._expires = self._clock.monotonic() + (self._ttl if answered else 1.0)
 
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The names that route to a model of another name."""
+        return tuple(self._table.aliases)
+
     async def models(self) -> list[ModelCard]:
         catalog = await self._current()
         if not catalog:

@@ -103,6 +103,12 @@ WARM_UP_CALLER = Principal("warm-up", Tier.STANDARD, tenant="gateway:warm-up")
 WARM_UP_BUDGET_MS = 20_000.0
 
 
+NO_USER_ID = (
+    "no user_id: memory is kept per user, so none was read and the turn is not stored "
+    "(send user_id, or use_memory and store_memory false)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ChatLimits:
     default_budget_ms: float = 3000
@@ -111,33 +117,42 @@ class ChatLimits:
     retrieval_share: float = 0.25
     context_tokens: int = 1500
     recent_turns: int = 6
+    # A memory less similar (cosine) to the query than this is not put in the prompt.
+    memory_min_similarity: float = 0.1
 
 
 class UnifiedStream:
-    """A streamed unified answer: ``context`` first, then ``chunks`` as they arrive,
-    then ``finish()`` gives the metadata (and stores the turn)."""
+    """A streamed unified answer: ``context`` is known at once (retrieval is done);
+    ``chunks()`` starts generation and yields the chunks as they arrive (an upstream
+    failure is raised from it); then ``finish()`` gives the metadata (and stores the
+    turn)."""
 
     def __init__(
         self,
         context: ContextBundle,
-        stream: ChatStream,
+        generate: Callable[[], Awaitable[ChatStream]],
         finish: Callable[[ChatStream], Awaitable[tuple[UnifiedMetadata, Usage | None]]],
     ) -> None:
         self.context = context
-        self._stream = stream
+        self._generate = generate
+        self._stream: ChatStream | None = None
         self._finish = finish
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        self._stream = await self._generate()
         async for payload in self._stream:
             # The usage-only chunk (no choices) becomes part of the metadata event.
             if b'"choices":[]' not in payload and b'"choices": []' not in payload:
                 yield payload
 
     async def finish(self) -> tuple[UnifiedMetadata, Usage | None]:
+        if self._stream is None:
+            raise RuntimeError("finish() before the chunks were read")
         return await self._finish(self._stream)
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        if self._stream is not None:
+            await self._stream.aclose()
 
 
 class UnifiedChat:
@@ -191,6 +206,9 @@ class UnifiedChat:
         want_memory = request.use_memory and request.user_id is not None
         want_rag = request.use_rag
         degraded: list[Degradation] = []
+        if request.user_id is None and (request.use_memory or request.store_memory):
+            # Memory is kept per user: without one it is off, and the answer says so.
+            degraded.append(Degradation("memory", NO_USER_ID))
         if not (want_memory or want_rag):
             return Retrieved(ContextBundle(), degraded)
         loop = asyncio.get_running_loop()
@@ -247,6 +265,8 @@ class UnifiedChat:
         )
         degraded += [d for d in (memory_failed, rag_failed) if d is not None]
         memories, recent = memory_result or ([], [])
+        floor = self._limits.memory_min_similarity
+        memories = [m for m in memories if m.similarity >= floor]
         context = ContextBundle.build(
             memories,
             documents or [],
@@ -342,15 +362,22 @@ class UnifiedChat:
         )
 
     async def stream(self, principal: Principal, request: UnifiedChatRequest) -> UnifiedStream:
-        """Returns once retrieval is done and the upstream accepted the request."""
+        """Returns as soon as retrieval is done, before generation starts, so that the
+        context can be sent at once. An unknown model is raised here; the upstream's
+        errors when the chunks are read."""
         conversation = Conversation.of(request.messages)
         budget = self._budget(request)
+        await self._completions.resolve(request.model)
         retrieved = await self.retrieve(principal, request, budget, conversation)
         metadata = self._metadata(budget, retrieved)
         started = time.perf_counter()
-        upstream = await self._completions.stream(
-            self._generation_request(request, conversation, retrieved.context, stream=True)
-        )
+
+        async def generate() -> ChatStream:
+            nonlocal started
+            started = time.perf_counter()
+            return await self._completions.stream(
+                self._generation_request(request, conversation, retrieved.context, stream=True)
+            )
 
         async def finish(done: ChatStream) -> tuple[UnifiedMetadata, Usage | None]:
             metadata.generation_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -358,4 +385,4 @@ class UnifiedChat:
             self._close(metadata, budget)
             return metadata, done.usage
 
-        return UnifiedStream(retrieved.context, upstream, finish)
+        return UnifiedStream(retrieved.context, generate, finish)

@@ -73,12 +73,19 @@ class DocumentSummary:
 
 @dataclass(frozen=True, slots=True)
 class DocumentHit:
-    """``score`` is the cosine similarity of the chunk to the query (fusion decides the
-    order of hits, not this score)."""
+    """``score`` is the cosine similarity of the chunk to the query; ``rank_score`` the
+    store's score that put the hit where it is in the list (the fused reciprocal-rank
+    score in hybrid mode, BM25 in keyword mode, the cosine in dense mode; None: the
+    cosine)."""
 
     text: str
     score: float
     metadata: Mapping[str, Any]
+    rank_score: float | None = None
+
+    @property
+    def ordered_by(self) -> float:
+        return self.score if self.rank_score is None else self.rank_score
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,12 @@ class PermissionDenied(GatewayError):
     code = "insufficient_tier"
 
 
+class ModelNotAllowed(PermissionDenied):
+    """The key's ``allowed_models`` do not include the model asked for."""
+
+    code = "model_not_allowed"
+
+
 class UpstreamError(GatewayError):
     """The inference upstream failed; subclasses say how."""
 

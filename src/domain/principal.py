@@ -73,3 +73,8 @@ class Principal:
 
     def may(self, capability: Capability) -> bool:
         return self.tier >= capability.minimum_tier
+
+    def may_use(self, model: str) -> bool:
+        """A managed key with ``allowed_models`` may use those names only."""
+        allowed = None if self.policy is None else self.policy.allowed_models
+        return allowed is None or model in allowed

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from domain.errors import ConfigurationError
 from domain.keys import KeyRing
-from gateway import ingest
+from gateway import __version__, ingest
 from gateway.settings import Settings, load_settings
 
 
 def _parser(defaults: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="AI platform gateway")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the gateway's HTTP server")
     serve.add_argument("--host", default=defaults.host, help="address to bind (%(default)s)")

@@ -450,7 +450,11 @@ class Container(containers.DeclarativeContainer):
     memories = providers.Singleton(
         Memories, memory_store, memory_queue, embedder, clock, recent_turns
     )
-    create_embeddings = providers.Singleton(CreateEmbeddings, embedder)
+    create_embeddings = providers.Singleton(
+        lambda s, e: CreateEmbeddings(e, [a.strip() for a in s.embeddings_aliases.split(",")]),
+        settings,
+        embedder,
+    )
     rate_limiter = providers.Singleton(rate_limiter, redis_client)
     key_store = providers.Resource(key_store, settings, redis_client)
     audit_log = providers.Singleton(StructlogAuditLog)
@@ -471,6 +475,7 @@ class Container(containers.DeclarativeContainer):
                 retrieval_share=s.retrieval_share,
                 context_tokens=s.context_tokens,
                 recent_turns=s.recent_turns,
+                memory_min_similarity=s.memory_min_similarity,
             ),
         ),
         settings, chat_completions, embedder, knowledge_base, memories, clock,

@@ -34,10 +34,6 @@ class FileProblem(Exception):
     """This file cannot be ingested; the others go on."""
 
 
-class KeyRefused(Exception):
-    """The key may not write (403): no later request can succeed either."""
-
-
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     path: Path
@@ -187,10 +183,11 @@ class Uploader:
         if response.status_code == 201:
             counts = [int(d["chunk_count"]) for d in response.json()["data"]]
             return list(zip(batch, counts, strict=True))
+        # No later request could succeed with this key: one message, and stop.
         if response.status_code == 401:
             raise UsageError(f"the key was refused: {_error_message(response)}")
         if response.status_code == 403:
-            raise KeyRefused(_error_message(response))
+            raise UsageError(f"the key may not write documents: {_error_message(response)}")
         if len(batch) > 1 and response.status_code < 500:
             return [result for document in batch for result in self.send([document])]
         return [(d, _error_message(response)) for d in batch]
@@ -301,13 +298,7 @@ def ingest(args: argparse.Namespace) -> int:
             uploader = Uploader(client, url)
             ready = _prepared(files, fields, args.max_bytes, progress)
             for batch in batches(ready, args.batch, args.max_bytes):
-                try:
-                    results = uploader.send(batch)
-                except KeyRefused as refused:
-                    # The same key would be refused every file left: stop here.
-                    for file in progress.unreported():
-                        progress.error(file, str(refused))
-                    break
+                results = uploader.send(batch)
                 for document, outcome in results:
                     if isinstance(outcome, int):
                         progress.ok(document.file, outcome)

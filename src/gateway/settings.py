@@ -146,6 +146,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Tokens shared by consecutive chunks."""
     max_document_bytes: Positive = 10_485_760
     """Largest /v1/documents request (413 above)."""
+    memory_min_similarity: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.1
+    """Memories less similar (cosine) to the query are not put in /v1/chat's prompt (0.1:
+    unrelated memories stay out; -1: none is dropped). /v1/memories/search shows all."""
+    embeddings_aliases: str = "text-embedding-3-small,text-embedding-ada-002"
+    """Comma-separated model names /v1/embeddings and /v1/models answer as the gateway's
+    embedder (OpenAI's, so that clients defaulting to them work; empty: none)."""
     memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A memory this old counts half as much as a new one equally relevant."""
     recent_turns: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6

@@ -178,6 +178,59 @@ async def test_filter_matches_metadata_exactly(document_index: IndexUnderTest) -
     assert {hit.metadata["document_id"] for hit in hybrid} == {english.id}
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_filter_matches_the_system_fields_hits_show(
+    document_index: IndexUnderTest, mode: SearchMode
+) -> None:
+    text = "The pump manual explains how to prime the pump before first use."
+    manual = await document_index.ingest("acme", "pump.md", [text], metadata={"lang": "en"})
+    await document_index.ingest("acme", "pump-fr.md", [text + " (fr)"], metadata={"lang": "fr"})
+
+    async def found(**conditions: object) -> set[str]:
+        hits = await document_index.search("acme", "prime the pump", k=10, mode=mode,
+                                           filter=conditions)  # fmt: skip
+        return {hit.metadata["source"] for hit in hits}
+
+    assert await found(source="pump.md") == {"pump.md"}
+    assert await found(document_id=manual.id) == {"pump.md"}
+    assert await found(source="pump.md", lang="fr") == set()
+    assert await found(created_at={"gte": "2020-01-01"}) == {"pump.md", "pump-fr.md"}
+    assert await found(created_at={"gte": "2999-01-01T00:00:00Z"}) == set()
+    assert await found(created_at={"lt": 946684800}) == set()  # before 2000
+    hit = (await document_index.search("acme", "prime", filter={"source": "pump.md"}))[0]
+    assert isinstance(hit.metadata["created_at"], int)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "param"),
+    [
+        ({"created_at": {"gte": "yesterday"}}, "filter.created_at.gte"),
+        ({"created_at": "2026-01-01"}, "filter.created_at"),
+        ({"created_at": {"after": "2026-01-01"}}, "filter.created_at"),
+        ({"document_id": 7}, "filter.document_id"),
+        ({"tags": ["a"]}, "filter.tags"),
+    ],
+)
+async def test_a_filter_of_the_wrong_type_names_it(
+    document_index: IndexUnderTest, conditions: dict[str, object], param: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await document_index.search("acme", "anything", filter=conditions)
+    assert refused.value.param == param
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_hits_come_in_the_order_of_their_rank_score(
+    document_index: IndexUnderTest, mode: SearchMode
+) -> None:
+    await document_index.ingest("acme", "code.md", [CODE_CHUNK, *distractors(6)])
+    hits = await document_index.search("acme", f"battery replacement {CODE}", k=6, mode=mode)
+    ranks = [hit.ordered_by for hit in hits]
+    assert ranks == sorted(ranks, reverse=True)
+    if mode is SearchMode.DENSE:
+        assert all(hit.ordered_by == hit.score for hit in hits)
+
+
 async def test_a_filter_value_must_be_a_scalar(document_index: IndexUnderTest) -> None:
     await document_index.ingest("acme", "tags.md", ["Tagged text."], metadata={"tags": ["a"]})
     with pytest.raises(InvalidRequest):

@@ -28,7 +28,7 @@ CORPUS_SOURCES = {
 }
 SUMMARY = re.compile(
     r"^ingested (?P<done>\d+) of (?P<files>\d+) files \((?P<chunks>\d+) chunks\) "
-    r"in \d+\.\d s; (?P<failed>\d+) failed$",
+    r"in \d+\.\d s; (?P<failed>\d+) failed(, (?P<unsent>\d+) not sent)?$",
     re.MULTILINE,
 )
 
@@ -49,7 +49,7 @@ def gateway_ingest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def summary(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     found = SUMMARY.search(result.stdout)
     assert found, f"no summary line:\n{result.stdout}\n{result.stderr}"
-    return {name: int(value) for name, value in found.groupdict().items()}
+    return {name: int(value or 0) for name, value in found.groupdict().items()}
 
 
 def sources_of(gateway: GatewayProcess) -> dict[str, dict[str, Any]]:
@@ -154,13 +154,18 @@ def test_two_files_with_one_source_are_not_both_sent(
     assert [h["text"] for h in hits] == ["The first readme."]
 
 
-def test_standard_key_fails_with_the_403_message(fake_gateway: GatewayProcess) -> None:
-    result = gateway_ingest("examples/corpus", "--url", fake_gateway.url, "--key", STANDARD_KEY)
-    assert result.returncode == 1, result.stderr
-    assert "403" in result.stderr
+def test_standard_key_stops_at_the_first_403_with_one_message(
+    fake_gateway: GatewayProcess,
+) -> None:
+    result = gateway_ingest(
+        "examples/corpus", "--url", fake_gateway.url, "--key", STANDARD_KEY, "--batch", "1"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("403") == 1, result.stderr
+    assert "the key may not write documents" in result.stderr
     assert "tier (standard) may not do this" in result.stderr
     totals = summary(result)
-    assert (totals["done"], totals["files"], totals["failed"]) == (0, 7, 7)
+    assert (totals["done"], totals["files"], totals["failed"], totals["unsent"]) == (0, 7, 0, 7)
 
 
 def test_no_gateway_listening_is_exit_2() -> None:

@@ -121,14 +121,16 @@ def assert_metadata_shape(metadata: dict[str, Any]) -> None:
 def assert_context_shape(context: dict[str, Any]) -> None:
     assert set(context) == {"memories", "rag_documents"}, context
     for memory in context["memories"]:
-        assert set(memory) == {"text", "score", "timestamp"}, memory
+        assert set(memory) == {"text", "score", "similarity", "timestamp"}, memory
         assert isinstance(memory["text"], str)
         assert isinstance(memory["score"], float)
+        assert isinstance(memory["similarity"], float)
         assert is_iso_timestamp(memory["timestamp"]), memory
     for document in context["rag_documents"]:
-        assert set(document) == {"text", "score", "metadata"}, document
+        assert set(document) == {"text", "score", "similarity", "metadata"}, document
         assert isinstance(document["text"], str)
         assert isinstance(document["score"], float)
+        assert isinstance(document["similarity"], float)
         assert isinstance(document["metadata"], dict)
 
 
@@ -442,24 +444,42 @@ def test_streaming_carries_the_retrieved_context_first(client: httpx.Client) -> 
 # --- upstream failures --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize(
     ("directive", "status"),
     [("__status_503__", 503), ("__sleep_5000__", 504)],  # the fake gateway waits 2 s
     ids=["overloaded-503", "timeout-504"],
 )
-def test_upstream_failure_maps_to_status(
-    client: httpx.Client, directive: str, status: int, stream: bool
-) -> None:
-    response = client.post(CHAT, json={"messages": messages(directive), "stream": stream})
+def test_upstream_failure_maps_to_status(client: httpx.Client, directive: str, status: int) -> None:
+    response = client.post(CHAT, json={"messages": messages(directive)})
     assert_openai_error(response, status)
+
+
+@pytest.mark.parametrize(
+    ("directive", "code"),
+    [("__status_503__", "upstream_overloaded"), ("__sleep_5000__", "upstream_timeout")],
+    ids=["overloaded-503", "timeout-504"],
+)
+def test_streamed_upstream_failure_follows_the_context_as_an_error_event(
+    client: httpx.Client, directive: str, code: str
+) -> None:
+    """Streaming, the context is sent before generation starts (status 200 by then): a
+    failing upstream is an ``error`` event after it."""
+    response = client.post(CHAT, json={"messages": messages(directive), "stream": True})
+    assert response.status_code == 200, response.text
+    context, failure = (json.loads(d) for d in sse_data(response.text))
+    assert context["object"] == "unified.chat.context"
+    assert failure["error"]["code"] == code
+    assert "event: context\n" in response.text
+    assert "event: error\n" in response.text
 
 
 def test_unreachable_upstream_is_502(tenant_gateway: GatewayProcess) -> None:
     with api_client(tenant_gateway, "sk-a") as acme:
-        for stream in (False, True):
-            body = {"messages": messages("hi"), "model": UNREACHABLE_MODEL, "stream": stream}
-            assert_openai_error(acme.post(CHAT, json=body), 502)
+        body = {"messages": messages("hi"), "model": UNREACHABLE_MODEL}
+        assert_openai_error(acme.post(CHAT, json=body), 502)
+        streamed = acme.post(CHAT, json={**body, "stream": True})
+    assert streamed.status_code == 200
+    assert json.loads(sse_data(streamed.text)[-1])["error"]["code"] == "upstream_unavailable"
 
 
 # --- timings: metrics and the request's log line -----------------------------------------

@@ -4,8 +4,9 @@ It answers like the Qdrant adapters: dense search ranks chunks by cosine; keywor
 by BM25 (k1 1.2, b 0.75, average length 256, IDF over every stored chunk, as a sparse
 vector with Qdrant's IDF modifier scores it) on lowercase words; hybrid search fuses the
 two candidate lists by reciprocal rank (constant 2, Qdrant's). Every hit's score is its
-cosine to the query vector, whatever ordered it. Set ``down`` to make every call fail
-with ``IndexUnavailable``."""
+cosine to the query vector, its rank_score what ordered it. A filter matches user
+metadata exactly, and ``source``, ``document_id`` and a ``created_at`` range. Set
+``down`` to make every call fail with ``IndexUnavailable``."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from domain.documents import (
     SearchMode,
     SearchQuery,
 )
-from domain.errors import IndexUnavailable, InvalidRequest
+from domain.errors import IndexUnavailable
 from domain.health import ServiceHealth, Status
+from domain.search_filter import SearchFilter
 
 RRF_K = 2
 _K1, _B, _AVG_LEN = 1.2, 0.75, 256.0
@@ -56,6 +58,7 @@ class _Stored:
     terms: Counter[str]
     owner: str
     document: Document
+    created_at: float
 
 
 class FakeDocumentIndex:
@@ -75,9 +78,10 @@ class FakeDocumentIndex:
         self._available()
         owner = "*" if document.scope is Scope.GLOBAL else document.tenant
         self.summaries.pop(document.id, None)
+        now = time.time()
         for chunk, vector in zip(chunks, vectors, strict=True):
             terms = Counter(_terms(chunk.text))
-            self.chunks[chunk.id] = _Stored(chunk, tuple(vector), terms, owner, document)
+            self.chunks[chunk.id] = _Stored(chunk, tuple(vector), terms, owner, document, now)
         fresh = {chunk.id for chunk in chunks}
         for id_, stored in list(self.chunks.items()):
             if stored.document.id == document.id and id_ not in fresh:
@@ -88,17 +92,22 @@ class FakeDocumentIndex:
             tenant=owner,
             scope=document.scope,
             chunk_count=len(chunks),
-            created_at=time.time(),
+            created_at=now,
             metadata=dict(document.metadata),
         )
 
-    def _visible(self, stored: _Stored, query: SearchQuery) -> bool:
+    def _visible(self, stored: _Stored, query: SearchQuery, where: SearchFilter) -> bool:
         if stored.owner != query.tenant and stored.document.scope is not Scope.GLOBAL:
             return False
         metadata = stored.document.metadata
-        return all(
-            key in metadata and type(metadata[key]) is type(value) and metadata[key] == value
-            for key, value in query.filter.items()
+        system = {"source": stored.document.source, "document_id": stored.document.id}
+        return (
+            all(
+                key in metadata and type(metadata[key]) is type(value) and metadata[key] == value
+                for key, value in where.metadata.items()
+            )
+            and all(system[key] == value for key, value in where.exact.items())
+            and where.admits(stored.created_at)
         )
 
     def _cosine(self, stored: _Stored, query: SearchQuery) -> float:
@@ -119,10 +128,8 @@ class FakeDocumentIndex:
 
     async def search(self, query: SearchQuery) -> list[DocumentHit]:
         self._available()
-        for key, value in query.filter.items():
-            if not isinstance(value, str | bool | int | float):
-                raise InvalidRequest(f"filter `{key}` must be a scalar", param="filter")
-        visible = [s for s in self.chunks.values() if self._visible(s, query)]
+        where = SearchFilter.parse(query.filter)
+        visible = [s for s in self.chunks.values() if self._visible(s, query, where)]
         cosines = {s.chunk.id: self._cosine(s, query) for s in visible}
         depth = _depth(query.k)
         dense = sorted(visible, key=lambda s: -cosines[s.chunk.id])[:depth]
@@ -133,9 +140,9 @@ class FakeDocumentIndex:
             key=lambda s: -keyword_scores[s.chunk.id],
         )[:depth]
         if query.mode is SearchMode.DENSE:
-            ranked = dense
+            ranked, order = dense, cosines
         elif query.mode is SearchMode.KEYWORD:
-            ranked = keyword
+            ranked, order = keyword, keyword_scores
         else:
             fused: dict[str, float] = {}
             for candidates in (dense, keyword):
@@ -144,11 +151,17 @@ class FakeDocumentIndex:
                         position + RRF_K
                     )
             ranked = sorted((self.chunks[i] for i in fused), key=lambda s: -fused[s.chunk.id])
+            order = fused
         hits = []
         for stored in ranked:
             score = cosines[stored.chunk.id]
             if query.threshold is None or score >= query.threshold:
-                hits.append(DocumentHit(stored.chunk.text, score, self._hit_metadata(stored)))
+                hits.append(
+                    DocumentHit(
+                        stored.chunk.text, score, self._hit_metadata(stored),
+                        rank_score=order[stored.chunk.id],
+                    )
+                )  # fmt: skip
         return hits[: query.k]
 
     @staticmethod
@@ -158,6 +171,7 @@ class FakeDocumentIndex:
             "document_id": stored.document.id,
             "source": stored.document.source,
             "chunk_index": stored.chunk.index,
+            "created_at": int(stored.created_at),
         }
 
     async def list_documents(

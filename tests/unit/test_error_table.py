@@ -18,6 +18,7 @@ from domain.errors import (
     IndexUnavailable,
     InvalidRequest,
     MemoryUnavailable,
+    ModelNotAllowed,
     ModelNotFound,
     NotFound,
     PermissionDenied,
@@ -50,6 +51,10 @@ DOMAIN_CASES: list[tuple[GatewayError, tuple[int, str, str | None, str]]] = [
         (401, "invalid_request_error", None, "invalid_api_key"),
     ),
     (PermissionDenied("tier too low"), (403, "permission_error", None, "insufficient_tier")),
+    (
+        ModelNotAllowed("not this model", param="model"),
+        (403, "permission_error", "model", "model_not_allowed"),
+    ),
     (UpstreamOverloaded("busy"), (503, "server_error", None, "upstream_overloaded")),
     (UpstreamTimeout("slow"), (504, "server_error", None, "upstream_timeout")),
     (UpstreamUnavailable("down"), (502, "server_error", None, "upstream_unavailable")),

@@ -86,8 +86,18 @@ async def test_without_user_id_no_memory_is_read_or_written(world: World) -> Non
     assert answer.metadata.memories_retrieved == 0
     assert await world.queue.depth() == 0
     assert answer.metadata.rag_documents_retrieved >= 1
-    assert answer.metadata.degraded == []
+    # Not silent: the answer says why memory was off.
+    assert [d.stage for d in answer.metadata.degraded] == ["memory"]
+    assert "user_id" in answer.metadata.degraded[0].reason
     assert answer.id.startswith("unified-")
+
+
+async def test_memory_turned_off_without_user_id_is_not_degraded(world: World) -> None:
+    answer = await world.chat.answer(
+        ALICE, ask("Can orders be returned?", use_memory=False, store_memory=False)
+    )
+
+    assert answer.metadata.degraded == []
 
 
 async def test_the_query_is_embedded_once_for_both_retrievals(world: World) -> None:
@@ -279,3 +289,39 @@ async def test_a_stage_not_asked_for_reports_no_time(world: World) -> None:
     with_rag = await world.chat.answer(ALICE, ask("Can orders be returned?"))
     assert with_rag.metadata.rag_retrieval_ms > 0.0
     assert with_rag.metadata.memory_retrieval_ms == 0.0
+
+
+class FixedMemoryStore(FakeMemoryStore):
+    """Recalls the same hits whatever the query."""
+
+    def __init__(self, hits: list[MemoryHit]) -> None:
+        super().__init__()
+        self.hits = hits
+
+    async def search(self, *args: Any, **kwargs: Any) -> list[MemoryHit]:
+        return list(self.hits)
+
+
+async def test_memories_under_the_similarity_floor_stay_out_of_the_prompt(
+    world: World,
+) -> None:
+    now = world.clock.now()
+    world.memories = Memories(
+        FixedMemoryStore([
+            MemoryHit("m1", "User: I keep bees", score=0.5, similarity=0.5, timestamp=now),
+            MemoryHit("m2", "User: I hate jazz", score=0.3, similarity=0.05, timestamp=now),
+            MemoryHit("m3", "User: I sail boats", score=-0.2, similarity=-0.2, timestamp=now),
+        ]),
+        world.queue, world.embedder, world.clock,
+    )  # fmt: skip
+    chat = UnifiedChat(
+        world.chat._completions, world.embedder, world.knowledge_base, world.memories,
+        world.clock, ChatLimits(memory_min_similarity=0.1),
+    )  # fmt: skip
+
+    answer = await chat.answer(ALICE, ask("Tell me about bees", user_id="alice", use_rag=False))
+
+    assert [m.id for m in answer.context.memories] == ["m1"]
+    assert "bees" in world.prompt()
+    assert "jazz" not in world.prompt()
+    assert "boats" not in world.prompt()

@@ -3,14 +3,22 @@ bounds of the wire format that Litestar's schema leaves out."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from functools import cache
 from typing import Any
 
 import msgspec
+from litestar import Litestar
 from litestar.openapi import ResponseSpec
+from litestar.routes import HTTPRoute
 
 from adapters.http import wire
+from adapters.http.auth import PUBLIC_PATHS
 from adapters.http.wire import ErrorResponse
+from domain.principal import Capability
+
+BEARER = "bearer"
 
 _BOUNDS = (
     "minimum",
@@ -98,9 +106,16 @@ def _components(
 
 
 _SSE = "text/event-stream"
-_STREAMED = (
-    "With `stream: true`: server-sent events, one `data:` line per chunk, then `data: [DONE]`"
-)
+_STREAMED = {
+    "/v1/chat/completions": (
+        "With `stream: true`: server-sent events, one `data:` line per chunk, then `data: [DONE]`"
+    ),
+    "/v1/chat": (
+        "With `stream: true`: server-sent events named by `event:` (`context` first, as "
+        "soon as retrieval is done; `chunk`; `metadata`; `error` on a failure once "
+        "streaming), each with its object as `data:`, then `data: [DONE]`"
+    ),
+}
 
 
 def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +153,7 @@ def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
             answered.setdefault("content", {})[_SSE] = {
                 "schema": {
                     "type": "object",
-                    "description": _STREAMED,
+                    "description": _STREAMED[path],
                     "required": ["data"],
                     "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
                 }
@@ -151,4 +166,55 @@ def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
                 "description": "Prometheus exposition format, with `Accept: text/plain`",
             }
         }
+    return document
+
+
+def access_by_operation(app: Litestar) -> dict[tuple[str, str], str]:
+    """(method, path) → the lowest tier allowed, read from each route's ``requires``
+    guards (``standard`` for a keyed route without one), or ``none`` for the public
+    paths."""
+    access: dict[tuple[str, str], str] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            tiers = [
+                capability.minimum_tier
+                for guard in handler.resolve_guards()
+                if isinstance(
+                    capability := inspect.getclosurevars(guard).nonlocals.get("capability"),
+                    Capability,
+                )
+            ]
+            public = any(re.match(p, route.path_format) for p in PUBLIC_PATHS)
+            for method in handler.http_methods:
+                key = (method.lower(), route.path_format)
+                if public:
+                    access[key] = "none"
+                else:
+                    access[key] = max(tiers).label if tiers else Capability.CHAT.minimum_tier.label
+    return access
+
+
+def with_security(document: dict[str, Any], access: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """``document`` with the bearer scheme (so Swagger UI has an Authorize button) on
+    every operation that needs a key, the tier it needs named in its description and
+    in ``x-required-tier``."""
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `Authorization: Bearer <key>`. Each operation names "
+        "the lowest tier (standard < developer < admin) it accepts.",
+    }
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            tier = access.get((method, path))
+            if not isinstance(operation, dict) or tier is None or tier == "none":
+                continue
+            operation["security"] = [{BEARER: []}]
+            operation["x-required-tier"] = tier
+            needs = f"Needs a key of tier **{tier}** or above."
+            described = operation.get("description")
+            operation["description"] = f"{described}\n\n{needs}" if described else needs
     return document

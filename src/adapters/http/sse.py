@@ -15,8 +15,10 @@ DONE_EVENT = b"data: [DONE]\n\n"
 _encode = msgspec.json.Encoder().encode
 
 
-def event(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
+def event(payload: bytes, name: str | None = None) -> bytes:
+    """One server-sent event; ``name`` is its ``event:`` field (none: a ``message``)."""
+    data = b"data: " + payload + b"\n\n"
+    return b"event: " + name.encode() + b"\n" + data if name else data
 
 
 async def first_chunk(chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]) -> bytes:

@@ -100,9 +100,16 @@ class ChatCompletion(msgspec.Struct):
 
 
 class Model(msgspec.Struct):
+    """OpenAI's model object, plus what the model is for (``chat`` or ``embeddings``:
+    the route that takes it), the model that serves it (``root``: itself, or the model
+    an alias names) and the other names that reach it."""
+
     id: str
     owned_by: str
     created: int
+    purpose: Literal["chat", "embeddings"] = "chat"
+    root: str | None = None
+    aliases: list[str] = []
     object: Literal["model"] = "model"
 
 
@@ -209,15 +216,25 @@ class Deleted(msgspec.Struct):
     deleted: bool = True
 
 
+# A search filter: user metadata (exact values) and the system fields every hit shows:
+# `source` and `document_id` (exact), `created_at` as a range {"gte": date, "lt": date}.
+DateBound = str | float
+Filter = dict[str, str | int | float | bool | dict[str, DateBound] | None]
+
+
 class RagSearchIn(msgspec.Struct):
     query: Annotated[str, msgspec.Meta(min_length=1)]
     k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
-    filter: Metadata = {}
+    filter: Filter = {}
 
 
 class DocumentHitOut(msgspec.Struct):
+    """``score`` ordered the hits (the fused reciprocal-rank score in hybrid mode);
+    ``similarity`` is the chunk's cosine similarity to the query."""
+
     text: str
     score: float
+    similarity: float
     metadata: dict[str, Any]
 
 
@@ -229,6 +246,8 @@ class RagSearchOut(msgspec.Struct):
 class EmbeddingsIn(msgspec.Struct):
     input: str | Annotated[list[str], msgspec.Meta(min_length=1)]
     model: str | None = None
+    # Only the embedder's own dimension can be honoured (any other: 400).
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
 
@@ -282,12 +301,16 @@ class UnifiedChatIn(msgspec.Struct):
     top_p: TopP = 0.9
     stream: bool = False
     latency_budget_ms: Budget | None = None
-    rag_filter: Metadata = {}
+    rag_filter: Filter = {}
 
 
 class MemoryContext(msgspec.Struct):
+    """``score`` (similarity with temporal decay) ordered the memories; ``similarity``
+    is the cosine similarity to the query."""
+
     text: str
     score: float
+    similarity: float
     timestamp: str
 
 

@@ -41,6 +41,7 @@ from qdrant_edge import (
     Prefetch,
     Query,
     QueryRequest,
+    RangeFloat,
     SparseVector,
     UpdateOperation,
 )
@@ -54,7 +55,8 @@ from domain.documents import (
     SearchMode,
     SearchQuery,
 )
-from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable, InvalidRequest
+from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable
+from domain.search_filter import SearchFilter
 
 T = TypeVar("T")
 
@@ -158,6 +160,16 @@ def equals(key: str, value: str | int) -> FieldCondition:
     return FieldCondition(key=key, match=MatchValue(value))
 
 
+def edge_conditions(conditions: Mapping[str, Any]) -> list[FieldCondition]:
+    """The Edge conditions of a search filter: user metadata and system fields."""
+    where = SearchFilter.parse(conditions)
+    found = [equals(METADATA_TERMS, term) for term in metadata_terms(where.metadata)]
+    found += [equals(key, value) for key, value in where.exact.items()]
+    if where.created_at:
+        found.append(FieldCondition(key=CREATED_AT, range=RangeFloat(**where.created_at)))
+    return found
+
+
 def edge_search_request(
     mode: SearchMode,
     dense: Sequence[float],
@@ -244,7 +256,7 @@ CHUNK_INDEX, TEXT, METADATA, CREATED_AT, CHUNK_COUNT = (
 )
 METADATA_TERMS = "metadata_terms"
 FILTERED_FIELDS = (KIND, TENANT, SCOPE, DOCUMENT_ID, METADATA_TERMS)  # keyword-indexed
-HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX)  # what a search reads
+HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX, CREATED_AT)  # a search reads
 GLOBAL_OWNER = "*"  # the tenant of a global document: only a delete for "*" removes it
 _SUMMARY_IDS = uuid.UUID("0b9f3c54-7f7e-4c0e-8a8e-5d1c9a3f2e61")
 
@@ -303,24 +315,25 @@ def metadata_terms(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def filter_terms(conditions: Mapping[str, Any]) -> list[str]:
-    """The ``METADATA_TERMS`` a chunk must all hold to match ``conditions``."""
-    for key, value in conditions.items():
-        if not isinstance(value, str | bool | int | float):
-            raise InvalidRequest(
-                f"filter `{key}` must be a string, a number or a boolean", param="filter"
-            )
-    return metadata_terms(conditions)
+    """The ``METADATA_TERMS`` a chunk must all hold to match the user metadata of
+    ``conditions`` (the system fields are matched on their own payload fields)."""
+    return metadata_terms(SearchFilter.parse(conditions).metadata)
 
 
-def hit_from(payload: Mapping[str, Any], score: float) -> DocumentHit:
-    """The chunk's text; its metadata is the document's, plus where the chunk comes from."""
+def hit_from(
+    payload: Mapping[str, Any], score: float, rank_score: float | None = None
+) -> DocumentHit:
+    """The chunk's text; its metadata is the document's, plus where the chunk comes
+    from (the fields a filter can name)."""
     metadata = {
         **payload.get(METADATA, {}),
         DOCUMENT_ID: payload[DOCUMENT_ID],
         SOURCE: payload[SOURCE],
         CHUNK_INDEX: payload[CHUNK_INDEX],
     }
-    return DocumentHit(text=payload[TEXT], score=score, metadata=metadata)
+    if CREATED_AT in payload:
+        metadata[CREATED_AT] = int(payload[CREATED_AT])
+    return DocumentHit(text=payload[TEXT], score=score, metadata=metadata, rank_score=rank_score)
 
 
 def read_limit(query: SearchQuery) -> int:
@@ -337,15 +350,16 @@ def best_hits(
     found: Iterable[tuple[Mapping[str, Any], float, Sequence[float]]],
 ) -> list[DocumentHit]:
     """The first ``k`` of the store's ``(payload, score, dense vector)`` in its order,
-    each scored by its cosine to the query (a dense search's own score is that cosine),
-    those under the threshold dropped."""
+    each with the store's score (what ordered it) and its cosine to the query (a dense
+    search's own score is that cosine), those under the threshold dropped."""
     hits = []
     for payload, score, stored in found:
-        if query.mode is not SearchMode.DENSE:
-            score = cosine(unit_query, stored)
-        score = min(score, 1.0)
-        if query.threshold is None or score >= query.threshold:
-            hits.append(hit_from(payload, score))
+        if query.mode is SearchMode.DENSE:
+            similarity = score = min(score, 1.0)
+        else:
+            similarity = min(cosine(unit_query, stored), 1.0)
+        if query.threshold is None or similarity >= query.threshold:
+            hits.append(hit_from(payload, similarity, score))
             if len(hits) == query.k:
                 break
     return hits

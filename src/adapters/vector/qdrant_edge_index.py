@@ -28,7 +28,6 @@ from adapters.vector.qdrant_edge_common import (
     DOCUMENT_ID,
     FILTERED_FIELDS,
     KIND,
-    METADATA_TERMS,
     SCOPE,
     SPARSE,
     SUMMARY,
@@ -38,9 +37,9 @@ from adapters.vector.qdrant_edge_common import (
     PayloadIndex,
     best_hits,
     chunk_payload,
+    edge_conditions,
     edge_search_request,
     equals,
-    filter_terms,
     open_shard,
     page_of,
     prefetch_depth,
@@ -140,7 +139,7 @@ class QdrantEdgeIndex:
         where = Filter(
             must=[
                 _visible_to(query.tenant),
-                *(equals(METADATA_TERMS, term) for term in filter_terms(query.filter)),
+                *edge_conditions(query.filter),
             ]
         )
         direction = unit(query.vector)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from qdrant_edge import SparseVector
 
 from adapters.vector.qdrant_edge_common import (
     CHUNK,
+    CREATED_AT,
     DENSE,
     DOCUMENT_ID,
     FILTERED_FIELDS,
@@ -32,7 +33,7 @@ from adapters.vector.qdrant_edge_common import (
     KeywordEncoder,
     best_hits,
     chunk_payload,
-    filter_terms,
+    metadata_terms,
     page_of,
     prefetch_depth,
     read_limit,
@@ -53,6 +54,7 @@ from domain.documents import (
 )
 from domain.errors import IndexUnavailable
 from domain.health import ServiceHealth, Status
+from domain.search_filter import SearchFilter
 
 _SCROLL_PAGE = 1024
 
@@ -68,6 +70,16 @@ def _translated(action: str) -> Iterator[None]:
 
 def _equals(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _conditions(conditions: Mapping[str, Any]) -> list[models.FieldCondition]:
+    """The server conditions of a search filter: user metadata and system fields."""
+    where = SearchFilter.parse(conditions)
+    found = [_equals(METADATA_TERMS, term) for term in metadata_terms(where.metadata)]
+    found += [_equals(key, value) for key, value in where.exact.items()]
+    if where.created_at:
+        found.append(models.FieldCondition(key=CREATED_AT, range=models.Range(**where.created_at)))
+    return found
 
 
 def _visible_to(tenant: str) -> models.Filter:
@@ -196,7 +208,7 @@ class QdrantServerIndex:
             must=[
                 _equals(KIND, CHUNK),
                 _visible_to(query.tenant),
-                *(_equals(METADATA_TERMS, term) for term in filter_terms(query.filter)),
+                *_conditions(query.filter),
             ]
         )
         await self._ensure_collection()

@@ -15,7 +15,6 @@ from adapters.http.ratelimit import remember_admission
 from adapters.http.wire import EmbeddingOut, EmbeddingsIn, EmbeddingsOut, EmbeddingUsage
 from application.access import AdmissionControl, estimate_tokens
 from application.embeddings import CreateEmbeddings
-from domain.errors import ModelNotFound
 from domain.principal import Capability
 
 
@@ -33,6 +32,12 @@ class EmbeddingsController(Controller):
         "",
         status_code=200,
         summary="Create embeddings (the model the gateway retrieves with)",
+        description=(
+            "`model`: the embedder's name or an alias (GATEWAY_EMBEDDINGS_ALIASES; "
+            "GET /v1/models lists them); another is a 404 naming the available ones. "
+            "`dimensions` other than the model's own is a 400. `usage` counts the "
+            "embedder's own tokens."
+        ),
         responses=error_responses(400, 401, 404, 415, 503),
     )
     async def create(
@@ -42,8 +47,8 @@ class EmbeddingsController(Controller):
         create_embeddings: CreateEmbeddings,
         admission: AdmissionControl,
     ) -> EmbeddingsOut:
-        if data.model and data.model != create_embeddings.model:
-            raise ModelNotFound(data.model)
+        create_embeddings.resolve(data.model)
+        create_embeddings.check_dimensions(data.dimensions)
         inputs = [data.input] if isinstance(data.input, str) else data.input
         tokens = estimate_tokens(inputs, max_tokens=None, default_max=0)
         remember_admission(request, await admission.admit(request.user, tokens))

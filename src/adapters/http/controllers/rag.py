@@ -12,6 +12,7 @@ from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
 from adapters.http.wire import DocumentHitOut, RagSearchIn, RagSearchOut
 from application.knowledge_base import KnowledgeBase
+from domain.documents import DocumentHit
 from domain.principal import Capability
 
 
@@ -24,14 +25,26 @@ class RagController(Controller):
         "/search",
         status_code=200,
         summary="Search the knowledge base (hybrid dense + keyword)",
+        description=(
+            "Hits in order of `score` (the fused reciprocal-rank score in hybrid mode); "
+            "`similarity` is each chunk's cosine similarity to the query. `filter` matches "
+            "user metadata exactly and the fields every hit shows: `source`, "
+            "`document_id`, and `created_at` as a range of dates "
+            '(`{"created_at": {"gte": "2026-01-01", "lt": "2026-02-01"}}`).'
+        ),
         responses=error_responses(400, 401, 415, 503),
     )
     async def search(
         self, request: Request[Any, Any, Any], data: RagSearchIn, knowledge_base: KnowledgeBase
     ) -> RagSearchOut:
         hits = await knowledge_base.search(request.user, data.query, data.k, dict(data.filter))
-        return RagSearchOut(
-            data=[
-                DocumentHitOut(text=h.text, score=h.score, metadata=dict(h.metadata)) for h in hits
-            ]
-        )
+        return RagSearchOut(data=[hit_out(h) for h in hits])
+
+
+def hit_out(hit: DocumentHit) -> DocumentHitOut:
+    return DocumentHitOut(
+        text=hit.text,
+        score=round(hit.ordered_by, 6),
+        similarity=round(hit.score, 4),
+        metadata=dict(hit.metadata),
+    )

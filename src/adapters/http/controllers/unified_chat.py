@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,15 +12,16 @@ from litestar.response import Stream
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body, strictly
+from adapters.http.controllers.rag import hit_out
 from adapters.http.disconnect import unless_disconnected
+from adapters.http.errors import status_and_body
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted_generation
-from adapters.http.sse import SSE_HEADERS, event, first_chunk, relay
+from adapters.http.sse import DONE_EVENT, SSE_HEADERS, event
 from adapters.http.wire import (
     AssistantMessage,
     Context,
     Degraded,
-    DocumentHitOut,
     MemoryContext,
     UnifiedChatIn,
     UnifiedChatOut,
@@ -34,6 +36,7 @@ from application.access import AdmissionControl, Generation, GenerationAsk
 from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
 from domain.chat import Usage as DomainUsage
 from domain.context import ContextBundle
+from domain.errors import GatewayError, InvalidRequest
 from domain.principal import Capability
 
 _encode = msgspec.json.Encoder().encode
@@ -47,13 +50,15 @@ def iso(timestamp: float) -> str:
 def context_out(bundle: ContextBundle) -> Context:
     return Context(
         memories=[
-            MemoryContext(text=m.text, score=round(m.score, 4), timestamp=iso(m.timestamp))
+            MemoryContext(
+                text=m.text,
+                score=round(m.score, 4),
+                similarity=round(m.similarity, 4),
+                timestamp=iso(m.timestamp),
+            )
             for m in bundle.memories
         ],
-        rag_documents=[
-            DocumentHitOut(text=d.text, score=round(d.score, 4), metadata=dict(d.metadata))
-            for d in bundle.documents
-        ],
+        rag_documents=[hit_out(d) for d in bundle.documents],
     )
 
 
@@ -81,6 +86,26 @@ def usage_out(usage: DomainUsage | None) -> Usage | None:
 
 
 SEED_MAX_TOKENS = 2048
+_FIELDS = frozenset(UnifiedChatIn.__struct_fields__)
+
+
+def refuse_unknown_fields(raw: bytes) -> None:
+    """A field ``/v1/chat`` does not know (a typo, an OpenAI parameter it does not use)
+    is an error, not silently dropped. ``/v1/chat/completions`` forwards them."""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return  # the typed decoding names what is wrong
+    if not isinstance(body, dict):
+        return
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        names = ", ".join(f"`{name}`" for name in unknown)
+        raise InvalidRequest(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {names}; /v1/chat accepts: "
+            + ", ".join(sorted(_FIELDS)),
+            param=unknown[0],
+        )
 
 
 def to_request(data: UnifiedChatIn, max_tokens: int) -> UnifiedChatRequest:
@@ -131,9 +156,12 @@ class UnifiedChatController(Controller):
             "Retrieves the user's memories (with temporal decay) and relevant documents in "
             "parallel within the latency budget, generates the answer, and queues the turn "
             "as memory. A retrieval stage that fails or misses its deadline is skipped and "
-            "named in `metadata.degraded`. With `stream: true`: SSE events "
-            "`unified.chat.context`, then `chat.completion.chunk`s, then "
-            "`unified.chat.metadata`, then `[DONE]`."
+            "named in `metadata.degraded`. An unknown field is refused (400). Without "
+            "`user_id` memory is off and `metadata.degraded` says so. With `stream: true`: "
+            "server-sent events `context` (`unified.chat.context`, sent as soon as "
+            "retrieval is done, before generation starts), `chunk` (each "
+            "`chat.completion.chunk`), `metadata` (`unified.chat.metadata`), then "
+            "`data: [DONE]`; a failure once streaming is an `error` event."
         ),
         responses=error_responses(400, 401, 403, 404, 413, 415, 502, 503, 504),
     )
@@ -145,7 +173,9 @@ class UnifiedChatController(Controller):
         request_metrics: RequestMetrics,
         admission: AdmissionControl,
     ) -> Response[UnifiedChatOut]:
-        data = strictly(await request.body(), UnifiedChatIn)
+        raw = await request.body()
+        refuse_unknown_fields(raw)
+        data = strictly(raw, UnifiedChatIn)
         ask = GenerationAsk(
             contents=[m.content for m in data.messages],
             model=data.model,
@@ -188,25 +218,39 @@ class UnifiedChatController(Controller):
         grant: Generation,
     ) -> Stream:
         stream = await unified_chat.stream(request.user, unified_request)
-        chunks = stream.chunks()
-        first = await first_chunk(chunks, stream.aclose)
         # Settled with the real usage at the end; a client gone before keeps the
         # reservation spent (the worst case: what was generated is unknown).
         settle = grant.hand_over()
 
-        async def metadata_event() -> bytes:
-            metadata, usage = await stream.finish()
-            observe(request, metrics, metadata)
-            await settle(usage.total_tokens if usage else None)
-            return event(
-                _encode(
-                    UnifiedMetadataEvent(metadata=metadata_out(metadata), usage=usage_out(usage))
+        async def events() -> AsyncIterator[bytes]:
+            # The context goes out as soon as retrieval is done, before generation
+            # starts; a failure after it is an ``error`` event, as OpenAI does mid-stream.
+            try:
+                yield event(
+                    _encode(UnifiedContextEvent(context=context_out(stream.context))), "context"
                 )
-            )
+                try:
+                    async for payload in stream.chunks():
+                        yield event(payload, "chunk")
+                except GatewayError as exc:
+                    _, body = status_and_body(exc)
+                    yield event(_encode(body), "error")
+                    return
+                finally:
+                    await stream.aclose()
+                metadata, usage = await stream.finish()
+                observe(request, metrics, metadata)
+                await settle(usage.total_tokens if usage else None)
+                yield event(
+                    _encode(
+                        UnifiedMetadataEvent(
+                            metadata=metadata_out(metadata), usage=usage_out(usage)
+                        )
+                    ),
+                    "metadata",
+                )
+                yield DONE_EVENT
+            finally:
+                await settle(None)  # an error or a client gone: settled once, at worst
 
-        context = event(_encode(UnifiedContextEvent(context=context_out(stream.context))))
-        return Stream(
-            relay(first, chunks, stream.aclose, before=context, after=metadata_event),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
+        return Stream(events(), media_type="text/event-stream", headers=SSE_HEADERS)
