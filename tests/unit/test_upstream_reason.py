@@ -23,6 +23,11 @@ from adapters.inference.upstream_reason import MAX_CHARS, client_safe_reason
         ("error in /srv/app/chat_format.py line 3", "error in [path] line 3"),
         ("digest " + "a1" * 20, "digest [redacted]"),
         ("", "no reason given"),
+        (
+            "1 validation error:\n  {'type': 'less_than_equal', 'loc': ('body', "
+            "'frequency_penalty'), 'msg': 'Input should be less than or equal to 2', 'input': 5}",
+            "Input should be less than or equal to 2 (at `frequency_penalty`)",
+        ),
     ],
 )
 def test_what_is_shown(text: str, shown: str) -> None:

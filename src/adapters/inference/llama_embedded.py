@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +51,8 @@ class _ChunkIdentity(msgspec.Struct):
 
 class Supervised(Protocol):
     """The supervisor's view of the server process (``LlamaCppServerProcess``)."""
+
+    restarts: int
 
     @property
     def running(self) -> bool: ...
@@ -269,4 +272,7 @@ class EmbeddedLlamaChatModel:
             return ServiceHealth(
                 self.health_name, Status.UNHEALTHY, 0.0, process.describe(), critical=True
             )
-        return await self._inner.check()
+        health = await self._inner.check()
+        if process is not None and health.detail is None and process.restarts:
+            return replace(health, detail=process.describe())  # up, after restarts
+        return health

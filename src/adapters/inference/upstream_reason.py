@@ -21,7 +21,22 @@ _REDACTIONS = (
 )  # fmt: skip
 
 
+# Pydantic's validation error as a Python repr (llama_cpp.server's 500 text): its first
+# finding is the reason, said as "<msg> (at `<where>`)".
+_PYDANTIC_FINDING = re.compile(r"'loc': \(([^)]*)\), 'msg': (['\"])(.*?)\2")
+
+
+def _validation_finding(text: str) -> str | None:
+    found = _PYDANTIC_FINDING.search(text)
+    if found is None:
+        return None
+    parts = [p.strip().strip("'\"") for p in found.group(1).split(",")]
+    where = ".".join(p for p in parts if p and p != "body")
+    return f"{found.group(3)} (at `{where}`)" if where else found.group(3)
+
+
 def client_safe_reason(text: str, fallback: str = "no reason given") -> str:
+    text = _validation_finding(text) or text
     text = text.split("Traceback (most recent call last)", 1)[0]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     for pattern, replacement in _REDACTIONS:
