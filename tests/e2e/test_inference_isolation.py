@@ -7,6 +7,7 @@ request does open it, and ``/health`` says which upstream and when it is retried
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ import httpx
 import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_fake_upstream, start_gateway, stop
-from tests.e2e.clients import CHAT_PATH, api_client, bearer, chat_body, eventually
+from tests.e2e.clients import CHAT_PATH, DONE, api_client, bearer, chat_body, eventually, sse_data
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
+from tests.e2e.test_unified_chat import ROOMY, listed, tell, unique
 
 CIRCUIT_FAILURES = 3
 UNIFIED = "/v1/chat"
@@ -129,3 +131,31 @@ def test_an_upstream_failing_every_request_opens_its_circuit_and_health_says_so(
     assert ready.status_code == 503
     assert recovered
     assert ready_after.status_code == 200
+
+
+@pytest.mark.parametrize("path", [CHAT_PATH, UNIFIED], ids=["chat-completions", "unified-chat"])
+def test_a_stream_cut_short_is_an_error_event_and_never_remembered(
+    fake_gateway: GatewayProcess, path: str
+) -> None:
+    """An answer that ends without a finish_reason (llama.cpp's interrupted answer: a
+    plain [DONE]) is not relayed as a whole one, nor stored as a turn."""
+    user = unique("cut")
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "__cut_stream__"}]}
+    if path == UNIFIED:
+        body |= {"user_id": user, "use_rag": False, **ROOMY}
+    with api_client(fake_gateway) as client:
+        with client.stream("POST", path, json={**body, "stream": True}) as response:
+            assert response.status_code == 200
+            events = sse_data(response.read().decode())
+        payloads = [json.loads(e) for e in events if e != DONE]
+        assert DONE not in events, events
+        assert [p for p in payloads if p.get("object") == "chat.completion.chunk"], events
+        error = payloads[-1]["error"]
+        assert error["code"] == "upstream_unavailable", error
+        assert "finish_reason" in error["message"], error
+        assert not [p for p in payloads if p.get("object") == "unified.chat.metadata"]
+        if path == UNIFIED:
+            # Turns are stored first in, first out: once a later one is, the cut one
+            # would have been too.
+            later = tell(client, user, "I also like tea")
+            assert [m["id"] for m in listed(client, user)] == [later["metadata"]["memory_id"]]
