@@ -279,3 +279,25 @@ async def test_a_stage_not_asked_for_reports_no_time(world: World) -> None:
     with_rag = await world.chat.answer(ALICE, ask("Can orders be returned?"))
     assert with_rag.metadata.rag_retrieval_ms > 0.0
     assert with_rag.metadata.memory_retrieval_ms == 0.0
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["answer", "stream"])
+async def test_an_answer_without_finish_reason_is_not_remembered(
+    world: World, streamed: bool
+) -> None:
+    """An answer cut short (no finish_reason) is no turn to remember."""
+    answer = world.model._answer
+
+    def cut(body: Any) -> Any:
+        words, _, usage = answer(body)
+        return words, None, usage
+
+    world.model._answer = cut  # type: ignore[method-assign]
+    if streamed:
+        stream = await world.chat.stream(ALICE, ask("hi", user_id="alice"))
+        assert [c async for c in stream.chunks()]
+        metadata, _ = await stream.finish()
+    else:
+        metadata = (await world.chat.answer(ALICE, ask("hi", user_id="alice"))).metadata
+    assert metadata.memory_stored is False
+    assert await world.queue.depth() == 0
