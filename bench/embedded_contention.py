@@ -13,6 +13,7 @@ long the next small request waits after two clients gave up (1 s) on non-streame
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -98,53 +99,59 @@ def embedding_ms(base: str) -> float:
     return float(answer["metadata"]["embedding_ms"])
 
 
+def under_ingestion(base: str) -> dict[str, Any]:
+    """Idle figures, then chat and query embeddings while documents are ingested."""
+    stream_rate(base, 8)  # warm
+    idle = [embedding_ms(base) for _ in range(5)]
+    quiet = [stream_rate(base) for _ in range(2)]
+    done = threading.Event()
+    ingested = [0]
+
+    def ingest() -> None:
+        while not done.is_set():
+            httpx.post(
+                f"{base}/v1/documents", headers=HEADERS, timeout=300,
+                json={"text": DOCUMENT, "source": f"doc-{ingested[0]}"},
+            ).raise_for_status()  # fmt: skip
+            ingested[0] += 1
+
+    busy_rates: list[tuple[float, float]] = []
+
+    def chat() -> None:
+        busy_rates.append(stream_rate(base))
+
+    ingester = threading.Thread(target=ingest)
+    ingester.start()
+    time.sleep(1)
+    busy_embeddings: list[float] = []
+    for _ in range(3):
+        chatting = threading.Thread(target=chat)
+        chatting.start()
+        time.sleep(0.3)
+        busy_embeddings += [embedding_ms(base) for _ in range(2)]
+        chatting.join()
+    done.set()
+    ingester.join()
+    return {
+        "idle_query_embedding_ms": round(statistics.median(idle), 1),
+        "idle_tokens_per_s": round(statistics.median(r for r, _ in quiet), 1),
+        "busy_tokens_per_s": round(statistics.median(r for r, _ in busy_rates), 1),
+        "busy_first_token_ms": round(statistics.median(f for _, f in busy_rates), 1),
+        "busy_query_embedding_ms": round(statistics.median(busy_embeddings), 1),
+        "documents_ingested": ingested[0],
+    }
+
+
 def threads(src: str | None) -> list[dict[str, Any]]:
     results = []
     for setting in SETTINGS:
         with tempfile.TemporaryDirectory() as tmp:
             process, base = start(setting, Path(tmp), src)
             try:
-                stream_rate(base, 8)  # warm
-                done = threading.Event()
-                ingested = [0]
-
-                def ingest() -> None:
-                    number = 0
-                    while not done.is_set():
-                        httpx.post(
-                            f"{base}/v1/documents", headers=HEADERS, timeout=300,
-                            json={"text": DOCUMENT, "source": f"doc-{number}"},
-                        ).raise_for_status()  # fmt: skip
-                        number += 1
-                        ingested[0] = number
-
-                idle = [embedding_ms(base) for _ in range(5)]
-                quiet = [stream_rate(base) for _ in range(2)]
-                ingester = threading.Thread(target=ingest)
-                ingester.start()
-                time.sleep(1)
-                busy_rates = []
-                busy_embeddings: list[float] = []
-                for _ in range(3):
-                    chat = threading.Thread(target=lambda: busy_rates.append(stream_rate(base)))
-                    chat.start()
-                    time.sleep(0.3)
-                    busy_embeddings += [embedding_ms(base) for _ in range(2)]
-                    chat.join()
-                done.set()
-                ingester.join()
+                result = {**setting, **under_ingestion(base)}
             finally:
                 process.terminate()
                 process.wait(30)
-        result = {
-            **setting,
-            "idle_query_embedding_ms": round(statistics.median(idle), 1),
-            "idle_tokens_per_s": round(statistics.median(r for r, _ in quiet), 1),
-            "busy_tokens_per_s": round(statistics.median(r for r, _ in busy_rates), 1),
-            "busy_first_token_ms": round(statistics.median(f for _, f in busy_rates), 1),
-            "busy_query_embedding_ms": round(statistics.median(busy_embeddings), 1),
-            "documents_ingested": ingested[0],
-        }
         print(json.dumps(result), flush=True)
         results.append(result)
     return results
@@ -157,11 +164,9 @@ def cancel(src: str | None) -> float:
             long = {"messages": [{"role": "user", "content": "Write a long story."}],
                     "max_tokens": 1500, **NEVER_STOP}  # fmt: skip
             for _ in range(2):
-                try:
+                with contextlib.suppress(httpx.TimeoutException):
                     httpx.post(f"{base}/v1/chat/completions", json=long, headers=HEADERS,
                                timeout=1.0)  # fmt: skip
-                except httpx.TimeoutException:
-                    pass
             started = time.perf_counter()
             small = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
             response = httpx.post(

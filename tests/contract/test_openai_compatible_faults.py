@@ -360,3 +360,18 @@ async def test_requests_wait_their_turn_instead_of_being_refused(
     assert json.loads((await waiting).body)["choices"]
     assert model.in_flight == 0
     assert model.waiting == 0
+
+
+async def test_a_half_open_probe_the_upstream_rejects_closes_the_circuit(
+    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+) -> None:
+    """A 4xx proves the upstream answers: the circuit must not stay half-open, refusing."""
+    breaker = CircuitBreaker(failure_threshold=1, cooldown_s=0.2)
+    model = OpenAICompatibleChatModel(fake_upstream.url, http_client, retries=0, breaker=breaker)
+    with pytest.raises(UpstreamUnavailable):
+        await model.complete(ask("__status_502__"))
+    await asyncio.sleep(0.25)
+    with pytest.raises(UpstreamRejected):
+        await model.complete(ask("__status_400__"))
+    assert json.loads((await model.complete(ask("hi"))).body)["choices"]
+    assert breaker.state is CircuitState.CLOSED

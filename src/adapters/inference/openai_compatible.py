@@ -386,12 +386,26 @@ class OpenAICompatibleChatModel:
                 ):
                     self._event("circuit_open", reason=str(exc))
             raise
+        except UpstreamRejected:
+            # It answered (and a 500 was vouched for): the upstream works.
+            self._record_success()
+            raise
+        except BaseException:
+            # Neither verdict (the queue was full, the caller went away): a half-open
+            # circuit lets the next request probe instead.
+            if breaker is not None:
+                breaker.abandon_probe()
+            raise
+        self._record_success()
+        return result
+
+    def _record_success(self) -> None:
+        breaker = self._breaker
         if breaker is not None and breaker.state is not CircuitState.CLOSED:
             breaker.record_success()
             self._event("circuit_closed")
         elif breaker is not None:
             breaker.record_success()
-        return result
 
     async def _retry(
         self,
@@ -426,19 +440,21 @@ class OpenAICompatibleChatModel:
         result: T = await retrying(once)
         return result
 
-    async def _acquire(self) -> None:
+    def _acquire(self) -> None:
         if self._max_in_flight is not None and self._in_flight >= self._max_in_flight:
             raise UpstreamOverloaded(
                 f"inference upstream {self.name} is busy: {self._in_flight} requests "
                 "are already waiting; retry shortly"
             )
         self._in_flight += 1
-        if self._turns is None:
-            return
+
+    async def _take_turn(self, turns: asyncio.Semaphore) -> None:
+        """Wait (in order, bounded) for one of the upstream's ``concurrency`` turns;
+        the request is already counted in flight."""
         self._waiting += 1
         try:
             async with asyncio.timeout(self._timeout):
-                await self._turns.acquire()
+                await turns.acquire()
         except TimeoutError:
             self._in_flight -= 1
             raise UpstreamOverloaded(
@@ -466,14 +482,10 @@ class OpenAICompatibleChatModel:
         success trusted for ``PROBE_TRUST_S``."""
         if time.monotonic() < self._vouched_until:
             return True
-        if self._probe is None:
+        if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(self._probe_once(model))
-        probe = self._probe
-        try:
-            return await asyncio.shield(probe)
-        finally:
-            if probe.done() and self._probe is probe:
-                self._probe = None
+        # Shielded: a caller that goes away does not cancel the others' probe.
+        return await asyncio.shield(self._probe)
 
     async def _probe_once(self, model: str) -> bool:
         body = {"model": model, "messages": KNOWN_GOOD_MESSAGES, "max_tokens": 1}
@@ -483,8 +495,8 @@ class OpenAICompatibleChatModel:
             served = response.status_code == 200 and bool(
                 _decode_completion(response.content).choices
             )
-        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError, msgspec.MsgspecError):
-            served = False
+        except (httpx.HTTPError, aiohttp.ClientError, OSError, msgspec.MsgspecError):
+            served = False  # TimeoutError is an OSError
         if served:
             self._vouched_until = time.monotonic() + PROBE_TRUST_S
         self._event("probe", served=served)
@@ -553,7 +565,9 @@ class OpenAICompatibleChatModel:
         return await self._resilient(lambda: self._stream_once(sent))
 
     async def _complete_once(self, body: Mapping[str, Any]) -> Completion:
-        await self._acquire()
+        self._acquire()
+        if self._turns is not None:
+            await self._take_turn(self._turns)
         try:
             # httpx's timeouts bound each read; this bounds the whole answer.
             with self._translated:
@@ -579,7 +593,9 @@ class OpenAICompatibleChatModel:
         )
 
     async def _stream_once(self, body: Mapping[str, Any]) -> _SSEChatStream:
-        await self._acquire()
+        self._acquire()
+        if self._turns is not None:
+            await self._take_turn(self._turns)
         try:
             request = self._chat_request(body, stream=True)
             with self._translated:
