@@ -81,7 +81,9 @@ class LlamaCppServerProcess:
         self._model_path = model_path
         self._log_path = log_path
         self._context = context
-        self._threads = threads or os.cpu_count() or 1
+        # All cores but one: generation threads that spin on a core the event loop or
+        # the query embedder needs slow everything (measured: 10x fewer tokens/s).
+        self._threads = threads or max(1, (os.cpu_count() or 1) - 1)
         self._startup_timeout = startup_timeout_s
         self._host = host
         self._port = free_port(host)
