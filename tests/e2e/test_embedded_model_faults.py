@@ -9,6 +9,7 @@ non-streamed answer frees the model; the child killed in a loop makes /health sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -173,12 +174,12 @@ def test_a_client_that_gives_up_frees_the_model(gateway: GatewayProcess) -> None
     within the upstream timeout, which it could not be if the model still generated
     them (far more tokens than it makes in that time, one request at a time)."""
     long = chat_body("Write a long story.", max_tokens=3000, **NEVER_STOP)
-    for path, body in (
-        (CHAT_PATH, long),
-        (UNIFIED, unified("Write a long story.", max_tokens=3000)),
-    ):
-        with api_client(gateway, timeout=1.5) as impatient, pytest.raises(httpx.ReadTimeout):
-            impatient.post(path, json=body)
+    with api_client(gateway, timeout=1.5) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post(CHAT_PATH, json=long)
+        # /v1/chat takes no logit_bias: the model may end its story early.
+        with contextlib.suppress(httpx.ReadTimeout):
+            impatient.post(UNIFIED, json=unified("Write a long story.", max_tokens=3000))
     with api_client(gateway, timeout=2 * UPSTREAM_TIMEOUT_S) as client:
         small = client.post(CHAT_PATH, json=chat_body("Hi", max_tokens=4))
     assert small.status_code == 200, small.text
