@@ -167,3 +167,18 @@ async def test_concurrent_streams_both_finish(chat_model: ChatModelUnderTest) ->
     for chunks in (first, second):
         finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
         assert finishes[-1] in ("stop", "length"), chunks
+
+
+@pytest.mark.llama
+async def test_embedded_usage_matches_the_servers_own_count(
+    llama_server_chat_model: ChatModelUnderTest, embedded_chat_model: ChatModelUnderTest
+) -> None:
+    """The embedded model assembles its completions from a stream and counts the prompt
+    itself: the same count as llama.cpp's own non-streamed usage."""
+    sent = body(llama_server_chat_model, max_tokens=4, temperature=0)
+    own = await llama_server_chat_model.adapter.complete(sent)
+    assembled = await embedded_chat_model.adapter.complete(sent)
+    assert own.usage is not None
+    assert assembled.usage is not None
+    assert assembled.usage.prompt_tokens == own.usage.prompt_tokens
+    assert assembled.usage.completion_tokens == own.usage.completion_tokens
