@@ -346,9 +346,10 @@ class UnifiedChat:
             self._generation_request(request, conversation, retrieved.context, stream=False)
         )
         metadata.generation_ms = round((time.perf_counter() - started) * 1000, 3)
-        await self._remember(
-            principal, request, conversation.query, completion.content or "", metadata
-        )
+        if completion.finish_reason is not None:  # a cut answer is no turn to remember
+            await self._remember(
+                principal, request, conversation.query, completion.content or "", metadata
+            )
         self._close(metadata, budget)
         return UnifiedAnswer(
             id=f"unified-{uuid.uuid4().hex[:24]}",
@@ -381,7 +382,8 @@ class UnifiedChat:
 
         async def finish(done: ChatStream) -> tuple[UnifiedMetadata, Usage | None]:
             metadata.generation_ms = round((time.perf_counter() - started) * 1000, 3)
-            await self._remember(principal, request, conversation.query, done.content, metadata)
+            if done.finish_reason is not None:  # a cut answer is no turn to remember
+                await self._remember(principal, request, conversation.query, done.content, metadata)
             self._close(metadata, budget)
             return metadata, done.usage
 

@@ -53,3 +53,8 @@ class CircuitBreaker:
             self.opened_at = now
             self._probing = False
         return self.state
+
+    def abandon_probe(self) -> None:
+        """The half-open probe ended with no verdict on the upstream: the next request
+        may probe instead (else the circuit would refuse for good)."""
+        self._probing = False

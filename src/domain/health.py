@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 
@@ -37,3 +37,15 @@ class HealthReport:
         if any(s.status is not Status.HEALTHY for s in self.services):
             return Status.DEGRADED
         return Status.HEALTHY
+
+    @property
+    def ready(self) -> bool:
+        """Can a chat be served now: some inference service healthy (not down, its
+        circuit not open)."""
+        critical = [s for s in self.services if s.critical]
+        return not critical or any(s.status is Status.HEALTHY for s in critical)
+
+    def public(self) -> HealthReport:
+        """What anyone may read: each service up or down, no detail (hosts, ports,
+        error text are for admins)."""
+        return HealthReport([replace(s, detail=None) for s in self.services], self.version)

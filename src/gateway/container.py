@@ -151,11 +151,19 @@ async def chat_models(
                 client,
                 name="embedded",
                 health_name="embedded_model",
-                max_in_flight=settings.embedded_queue,
+                # One generation at a time (llama.cpp's own), the queue waiting its turn.
+                concurrency=1,
+                max_in_flight=1 + settings.embedded_queue,
+                plain_messages=True,
                 timeout_s=settings.upstream_timeout_s,
                 **resilience(settings, telemetry),
             )
-            yield [EmbeddedLlamaChatModel(inner, LlamaPromptCounter(model_path))]
+            yield [
+                EmbeddedLlamaChatModel(
+                    inner, LlamaPromptCounter(model_path), server,
+                    timeout_s=settings.upstream_timeout_s,
+                )
+            ]  # fmt: skip
         finally:
             await server.stop()
         return

@@ -117,7 +117,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedded_context: Positive = 4096
     """Context window of the embedded model, in tokens."""
     embedded_threads: int = 0
-    """CPU threads for the embedded model (0: all cores)."""
+    """CPU threads for the embedded model (0: all cores but one, at least one: the event
+    loop and the query embedder keep a core; on 2 cores under chat and ingestion, 2
+    threads made 4-7 tokens/s, 1 thread 38-53; python -m bench.embedded_contention)."""
     embedded_queue: Positive = 16
     """Requests waiting for the embedded model before 503s (it generates one at a time)."""
     embedded_startup_timeout_s: Seconds = 180.0
@@ -133,7 +135,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedder_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
     """CPU threads the embedded embedder gives a batch of documents or memories (0: all
     cores)."""
-    embedder_query_threads: Annotated[int, msgspec.Meta(ge=0)] = 2
+    embedder_query_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
     """CPU threads the embedded embedder gives one chat query (0: all cores): its latency
     is every /v1/chat request's."""
     rag_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"

@@ -74,7 +74,9 @@ async def aiohttp_client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def fake_chat_model() -> ChatModelUnderTest:
-    return ChatModelUnderTest(FakeChatModel(), "fake-model", {"stream_usage"})
+    return ChatModelUnderTest(
+        FakeChatModel(), "fake-model", {"stream_usage", "openai_message_forms"}
+    )
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def fake_upstream_chat_model(
     fake_upstream: FakeUpstream, keepalive_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
     adapter = OpenAICompatibleChatModel(fake_upstream.url, keepalive_client, timeout_s=30)
-    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage"})
+    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage", "openai_message_forms"})
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ def fake_upstream_aiohttp_chat_model(
     fake_upstream: FakeUpstream, aiohttp_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
     adapter = OpenAICompatibleChatModel(fake_upstream.url, aiohttp_client, timeout_s=30)
-    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage"})
+    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage", "openai_message_forms"})
 
 
 @pytest.fixture
@@ -105,12 +107,26 @@ def llama_server_chat_model(
 
 
 @pytest.fixture
-def embedded_chat_model(llama_server_chat_model: ChatModelUnderTest) -> ChatModelUnderTest:
-    plain = llama_server_chat_model.adapter
-    assert isinstance(plain, OpenAICompatibleChatModel)
-    embedded = EmbeddedLlamaChatModel(plain, LlamaPromptCounter(locate_smollm2()))
+def embedded_chat_model(
+    llama_server: LlamaCppServerProcess, keepalive_client: httpx.AsyncClient
+) -> ChatModelUnderTest:
+    """As the gateway builds it: one generation at a time, plain messages."""
+    plain = OpenAICompatibleChatModel(
+        llama_server.base_url,
+        keepalive_client,
+        health_name="embedded_model",
+        timeout_s=60,
+        concurrency=1,
+        max_in_flight=8,
+        plain_messages=True,
+    )
+    embedded = EmbeddedLlamaChatModel(
+        plain, LlamaPromptCounter(locate_smollm2()), llama_server, timeout_s=60
+    )
     return ChatModelUnderTest(
-        embedded, llama_server_chat_model.model, {"stream_usage", "refuses_unsupported"}
+        embedded,
+        llama_server.alias,
+        {"stream_usage", "refuses_unsupported", "openai_message_forms"},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -126,3 +127,58 @@ async def test_reports_healthy(chat_model: ChatModelUnderTest) -> None:
     assert health.status is Status.HEALTHY
     assert health.critical
     assert health.latency_ms >= 0
+
+
+OPENAI_FORMS = [
+    {"role": "developer", "content": "Answer in one short sentence."},
+    {
+        "role": "user",
+        "name": "ann",
+        "content": [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}],
+    },
+]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+async def test_takes_openai_message_forms(chat_model: ChatModelUnderTest, streaming: bool) -> None:
+    """``developer``, content as a list of text parts, ``name``: as OpenAI takes them."""
+    if "openai_message_forms" not in chat_model.features:
+        pytest.skip("a plain llama.cpp server takes only {role, content: str}")
+    sent = {**body(chat_model), "messages": OPENAI_FORMS}
+    if not streaming:
+        completion = await chat_model.adapter.complete(sent)
+        assert json.loads(completion.body)["choices"][0]["message"]["content"]
+        return
+    stream = await chat_model.adapter.stream({**sent, "stream": True})
+    try:
+        assert [payload async for payload in stream]
+    finally:
+        await stream.aclose()
+    assert stream.finish_reason in ("stop", "length")
+
+
+async def test_concurrent_streams_both_finish(chat_model: ChatModelUnderTest) -> None:
+    """A second request never cuts the first one's answer short."""
+
+    async def whole_answer() -> list[dict[str, Any]]:
+        return await collect(chat_model, max_tokens=24)
+
+    first, second = await asyncio.gather(whole_answer(), whole_answer())
+    for chunks in (first, second):
+        finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+        assert finishes[-1] in ("stop", "length"), chunks
+
+
+@pytest.mark.llama
+async def test_embedded_usage_matches_the_servers_own_count(
+    llama_server_chat_model: ChatModelUnderTest, embedded_chat_model: ChatModelUnderTest
+) -> None:
+    """The embedded model assembles its completions from a stream and counts the prompt
+    itself: the same count as llama.cpp's own non-streamed usage."""
+    sent = body(llama_server_chat_model, max_tokens=4, temperature=0)
+    own = await llama_server_chat_model.adapter.complete(sent)
+    assembled = await embedded_chat_model.adapter.complete(sent)
+    assert own.usage is not None
+    assert assembled.usage is not None
+    assert assembled.usage.prompt_tokens == own.usage.prompt_tokens
+    assert assembled.usage.completion_tokens == own.usage.completion_tokens

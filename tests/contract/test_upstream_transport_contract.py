@@ -248,8 +248,10 @@ async def test_a_compressed_stream_reaches_the_adapter_decoded(server: Server, n
     chunk = {"object": "chat.completion.chunk", "model": "m", "choices": []}
     events = b"".join(
         b"data: %s\n\n"
-        % json.dumps({**chunk, "choices": [{"index": 0, "delta": {"content": t}}]}).encode()
-        for t in ("Hel", "lo")
+        % json.dumps(
+            {**chunk, "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": f}]}
+        ).encode()
+        for t, f in (("Hel", None), ("lo", "stop"))
     )
     packed = gzip.compress(events + b"data: [DONE]\n\n")
 

@@ -18,7 +18,8 @@ import pytest
 from redis import Redis
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import api_client, eventually, sse_data
+from tests.e2e.clients import api_client, bearer, eventually, sse_data
+from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.openai_errors import assert_openai_error
 from tests.e2e.test_unified_chat import (
     CHAT,
@@ -159,7 +160,10 @@ def test_redis_down_reports_memory_not_stored_then_recovers(
         redis_for_queue.kill()
         try:
             down = chat(client, "I like cocoa", user_id=alice)
-            health = httpx.get(f"{redis_gateway.url}/health", timeout=10).json()
+            # The detail (why it is down) is for admin keys.
+            health = httpx.get(
+                f"{redis_gateway.url}/health", headers=bearer(ADMIN_KEY), timeout=10
+            ).json()
         finally:
             redis_for_queue.start()
         assert down["choices"][0]["message"]["content"]

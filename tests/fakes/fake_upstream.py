@@ -29,6 +29,17 @@ Test directives -- if the content (a string) of the LAST message starts with:
                        and max_tokens); non-streaming requests get the answer
                        after the same total delay (10 s).
 ``__echo__``           the answer text is the compact JSON of the request body.
+``__cut_stream__``     a streamed answer of a few tokens ending with ``[DONE]`` but no
+                       finish_reason (as llama_cpp.server ends an interrupted one).
+
+``--strict``: bodies a plain llama.cpp-like server rejects are rejected by what they
+hold, whatever the directive: a role other than system/user/assistant/tool/function
+gets a 500 whose text is an exception's (a file path, a key-like token, a traceback);
+a ``content`` that is a list gets FastAPI's 422; ``frequency_penalty`` or
+``presence_penalty`` outside [-2, 2] gets a 400 naming it.
+
+``POST /_fake/outage`` with ``{"status": 500}``: every chat request gets that status
+until ``{"status": 0}`` (or ``/_fake/reset``): an upstream that is broken, not a request.
 
 Normal answers are ``--tokens`` words "tok0 tok1 ..." capped by ``max_tokens``
 (or ``max_completion_tokens``); finish_reason is "length" when capped.
@@ -98,8 +109,12 @@ def _stream_head(keep: bool, chunked: bool = True) -> bytes:
 class FakeUpstream:
     """Per-server state: configuration, precomputed bytes and counters."""
 
-    def __init__(self, models: list[str], token_gap_ms: float, tokens: int) -> None:
+    def __init__(
+        self, models: list[str], token_gap_ms: float, tokens: int, strict: bool = False
+    ) -> None:
         self.models = list(models)
+        self.strict = strict
+        self.outage = 0
         self.gap_s = max(token_gap_ms, 0) / 1000.0
         self.tokens = max(tokens, 0)
         self.ids = itertools.count(1)
@@ -121,6 +136,7 @@ class FakeUpstream:
         }
 
     def reset_stats(self) -> None:
+        self.outage = 0
         self.stats.update(
             requests=0,
             streams_started=0,
@@ -176,6 +192,9 @@ class FakeUpstream:
         elif method == "POST" and path == "/_fake/reset":
             self.reset_stats()
             writer.write(_response(200, b'{"status":"ok"}', keep))
+        elif method == "POST" and path == "/_fake/outage":
+            self.outage = int(json.loads(body or b"{}").get("status") or 0)
+            writer.write(_response(200, b'{"status":"ok"}', keep))
         else:
             writer.write(_error(404, f"no route for {method} {path}", keep))
         await writer.drain()
@@ -211,6 +230,11 @@ class FakeUpstream:
         messages = (
             [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
         )
+        refusal = self._refusal(req, messages, keep)
+        if refusal is not None:
+            writer.write(refusal)
+            await writer.drain()
+            return keep
         last = messages[-1].get("content") if messages else None
         directive = last if isinstance(last, str) and last.startswith("__") else ""
         stream = req.get("stream") is True
@@ -240,6 +264,8 @@ class FakeUpstream:
             n, gap, slow = SLOW_TOKENS, SLOW_GAP_S, True
         elif directive.startswith("__echo__"):
             text = _dumps(req)
+        elif directive.startswith("__cut_stream__"):
+            n, finish = min(n, 3), ""
         max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
         if (
             not slow
@@ -301,6 +327,32 @@ class FakeUpstream:
         await writer.drain()
         return keep
 
+    def _refusal(self, req: dict[str, Any], messages: list[Any], keep: bool) -> bytes | None:
+        """The answer of an upstream in an outage, or of a strict one to a body it
+        cannot take; None to answer normally."""
+        if self.outage:
+            return _error(self.outage, "fake upstream outage", keep, "server_error")
+        if not self.strict:
+            return None
+        for number, message in enumerate(messages):
+            role = message.get("role")
+            if role not in ("system", "user", "assistant", "tool", "function"):
+                text = (
+                    f"unexpected role {role!r} in /opt/upstream/chat_format.py "
+                    "(api_key=sk-upstream-secret-0123)\nTraceback (most recent call last):\n"
+                    '  File "/opt/upstream/server.py", line 1, in handler'
+                )
+                return _error(500, text, keep, "internal_server_error")
+            if isinstance(message.get("content"), list):
+                detail = [{"type": "string_type", "loc": ["body", "messages", number,
+                           "content"], "msg": "Input should be a valid string"}]  # fmt: skip
+                return _response(422, _dumps({"detail": detail}).encode(), keep)
+        for name in ("frequency_penalty", "presence_penalty"):
+            value = req.get(name)
+            if isinstance(value, int | float) and not -2 <= value <= 2:
+                return _error(400, f"{name} must be between -2 and 2", keep, param=name)
+        return None
+
     async def _stream(
         self,
         reader: asyncio.StreamReader,
@@ -344,7 +396,8 @@ class FakeUpstream:
                 if gap > 0 and i:
                     await asyncio.sleep(gap)
                 await send(event(delta))
-            await send(event(b"{}", _dumps(finish).encode()))
+            if finish:  # "" (a cut answer): no finish_reason, straight to [DONE]
+                await send(event(b"{}", _dumps(finish).encode()))
             if usage is not None:
                 await send(prefix + b'[],"usage":' + _dumps(usage).encode() + b"}\n\n")
             await send(b"data: [DONE]\n\n")
@@ -358,10 +411,11 @@ class FakeUpstream:
 
 
 async def serve(
-    host: str, port: int, models: list[str], token_gap_ms: float = 0.0, tokens: int = 8
-) -> asyncio.Server:
+    host: str, port: int, models: list[str], token_gap_ms: float = 0.0, tokens: int = 8,
+    strict: bool = False,
+) -> asyncio.Server:  # fmt: skip
     """Start the fake upstream; the returned server is already listening."""
-    fake = FakeUpstream(models, token_gap_ms, tokens)
+    fake = FakeUpstream(models, token_gap_ms, tokens, strict)
     server = await asyncio.start_server(fake.handle, host, port, limit=MAX_HEAD_BYTES, backlog=1024)
     server.fake = fake  # type: ignore[attr-defined]  # in-process access to stats
     return server
@@ -375,6 +429,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=None, help="comma-separated model ids")
     p.add_argument("--token-gap-ms", type=float, default=0.0)
     p.add_argument("--tokens", type=int, default=8)
+    p.add_argument("--strict", action="store_true", help="reject bodies as llama.cpp would")
     return p.parse_args(argv)
 
 
@@ -383,7 +438,7 @@ async def _run(args: argparse.Namespace) -> None:
     if args.model and args.model not in models:
         models.insert(0, args.model)
     models = models or ["fake-model"]
-    server = await serve(args.host, args.port, models, args.token_gap_ms, args.tokens)
+    server = await serve(args.host, args.port, models, args.token_gap_ms, args.tokens, args.strict)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()

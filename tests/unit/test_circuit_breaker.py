@@ -39,3 +39,13 @@ def test_a_failed_probe_reopens_and_a_good_one_closes() -> None:
     assert breaker.allows(now=20)
     assert breaker.record_success() is CircuitState.CLOSED
     assert breaker.allows(now=20)
+
+
+def test_an_abandoned_probe_lets_the_next_request_probe() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, cooldown_s=10)
+    breaker.record_failure(now=0)
+    assert breaker.allows(now=10)
+    assert not breaker.allows(now=10)
+    breaker.abandon_probe()
+    assert breaker.allows(now=10)
+    assert breaker.state is CircuitState.HALF_OPEN

@@ -106,3 +106,17 @@ async def test_check_health_probes_concurrently() -> None:
     health = await asyncio.wait_for(CheckHealth(probes, version="v")(), timeout=5)
 
     assert [s.name for s in health.services] == ["a", "b", "c"]
+
+
+def test_ready_needs_one_inference_service_healthy() -> None:
+    circuit_open = ServiceHealth("llm", Status.DEGRADED, 1.0, "circuit open", critical=True)
+    assert not report(circuit_open, service("vectors", UP, critical=False)).ready
+    assert report(circuit_open, service("llm2", UP, critical=True)).ready
+    assert report(service("llm", UP, critical=True), service("vectors", DOWN, critical=False)).ready
+
+
+def test_the_public_report_has_no_detail() -> None:
+    down = ServiceHealth("llm", DOWN, 1.0, "http://10.0.0.5:8000 refused", critical=True)
+    public = report(down).public()
+    assert [s.detail for s in public.services] == [None]
+    assert public.status is DOWN

@@ -325,3 +325,25 @@ async def test_memories_under_the_similarity_floor_stay_out_of_the_prompt(
     assert "bees" in world.prompt()
     assert "jazz" not in world.prompt()
     assert "boats" not in world.prompt()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["answer", "stream"])
+async def test_an_answer_without_finish_reason_is_not_remembered(
+    world: World, streamed: bool
+) -> None:
+    """An answer cut short (no finish_reason) is no turn to remember."""
+    answer = world.model._answer
+
+    def cut(body: Any) -> Any:
+        words, _, usage = answer(body)
+        return words, None, usage
+
+    world.model._answer = cut  # type: ignore[method-assign]
+    if streamed:
+        stream = await world.chat.stream(ALICE, ask("hi", user_id="alice"))
+        assert [c async for c in stream.chunks()]
+        metadata, _ = await stream.finish()
+    else:
+        metadata = (await world.chat.answer(ALICE, ask("hi", user_id="alice"))).metadata
+    assert metadata.memory_stored is False
+    assert await world.queue.depth() == 0

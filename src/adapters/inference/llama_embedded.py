@@ -6,20 +6,28 @@ server, made to behave as the OpenAI API promises.
 ``stream_options.include_usage`` asks for. This adapter refuses what the model cannot
 do with a 400 naming the parameter, translates what it can, and adds the usage chunk,
 counting prompt tokens exactly as llama.cpp does (its vocabulary and chat template,
-loaded without the weights)."""
+loaded without the weights).
+
+A non-streamed completion is streamed from the server and assembled here: llama.cpp
+stops a streamed generation when its client goes away, not a non-streamed one, so a
+client that disconnects or times out frees the model for the next request."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from adapters.inference.plain_messages import plain_messages
+from adapters.inference.upstream_reason import client_safe_reason
 from domain.chat import Completion, ModelCard, Usage
-from domain.errors import UnsupportedParameter
-from domain.health import ServiceHealth
+from domain.errors import InvalidRequest, UnsupportedParameter, UpstreamTimeout
+from domain.health import ServiceHealth, Status
 from ports.chat_model import ChatStream
 
 _TOOL_PARAMS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls")
@@ -39,6 +47,17 @@ class _ChunkIdentity(msgspec.Struct):
     created: int = 0
     model: str = ""
     choices: list[_ChunkChoice] = []
+
+
+class Supervised(Protocol):
+    """The supervisor's view of the server process (``LlamaCppServerProcess``)."""
+
+    restarts: int
+
+    @property
+    def running(self) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
 _decode_identity = msgspec.json.Decoder(_ChunkIdentity).decode
@@ -61,7 +80,15 @@ class LlamaPromptCounter:
         )
 
     def count(self, messages: Sequence[Mapping[str, Any]]) -> int:
-        rendered = self._format(messages=list(messages))  # type: ignore[arg-type]
+        try:
+            rendered = self._format(messages=list(messages))  # type: ignore[arg-type]
+        except Exception as exc:  # the template's own error (Jinja, a missing key)
+            # The server renders the same template: it would fail these messages too.
+            raise InvalidRequest(
+                "the embedded model's chat template cannot render these messages: "
+                f"{client_safe_reason(str(exc))}",
+                param="messages",
+            ) from None
         tokens = self._llama.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
@@ -154,22 +181,77 @@ class _UsageAddingStream:
 
 
 class EmbeddedLlamaChatModel:
-    def __init__(self, inner: OpenAICompatibleChatModel, counter: LlamaPromptCounter) -> None:
+    def __init__(
+        self,
+        inner: OpenAICompatibleChatModel,
+        counter: LlamaPromptCounter,
+        process: Supervised | None = None,
+        *,
+        timeout_s: float = 120.0,
+    ) -> None:
         self._inner = inner
         self._counter = counter
+        self._process = process
+        self._timeout = timeout_s
         self.name = inner.name
         self.health_name = inner.health_name
 
     async def complete(self, body: Mapping[str, Any]) -> Completion:
+        """Streamed from the server and assembled into OpenAI's ``chat.completion``."""
         refuse_unsupported(body)
-        return await self._inner.complete(translated(body))
+        sent = {**translated(body), "stream": True}
+        prompt_tokens = self._counter.count(plain_messages(body)["messages"])
+        stream = _UsageAddingStream(await self._inner.stream(sent), prompt_tokens)
+        identity = _ChunkIdentity()
+        try:
+            # The server's read timeout bounds each token; this bounds the answer.
+            async with asyncio.timeout(self._timeout):
+                async for payload in stream:
+                    chunk = _decode_identity(payload)
+                    if chunk.choices:
+                        identity = chunk
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"inference upstream {self.name} did not finish the answer in time"
+            ) from None
+        finally:
+            await stream.aclose()
+        usage = stream.usage or Usage(prompt_tokens, 0, prompt_tokens)
+        model = identity.model or str(body["model"])
+        answer = {
+            "id": identity.id,
+            "object": "chat.completion",
+            "created": identity.created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": stream.content},
+                    "logprobs": None,
+                    "finish_reason": stream.finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }
+        return Completion(
+            body=_encode(answer),
+            model=model,
+            usage=usage,
+            content=stream.content,
+            finish_reason=stream.finish_reason,
+        )
 
     async def stream(self, body: Mapping[str, Any]) -> ChatStream:
         refuse_unsupported(body)
         stream = await self._inner.stream(translated(body))
         options = body.get("stream_options")
         if isinstance(options, Mapping) and options.get("include_usage"):
-            return _UsageAddingStream(stream, self._counter.count(body["messages"]))
+            prompt_tokens = self._counter.count(plain_messages(body)["messages"])
+            return _UsageAddingStream(stream, prompt_tokens)
         return stream
 
     @property
@@ -184,4 +266,13 @@ class EmbeddedLlamaChatModel:
         return await self._inner.list_models()
 
     async def check(self) -> ServiceHealth:
-        return await self._inner.check()
+        """Down while the supervisor restarts the server (and why), else the server's."""
+        process = self._process
+        if process is not None and not process.running:
+            return ServiceHealth(
+                self.health_name, Status.UNHEALTHY, 0.0, process.describe(), critical=True
+            )
+        health = await self._inner.check()
+        if process is not None and health.detail is None and process.restarts:
+            return replace(health, detail=process.describe())  # up, after restarts
+        return health

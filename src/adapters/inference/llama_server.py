@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -50,6 +51,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def exit_reason(code: int | None) -> str:
+    if code is None:
+        return "is running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
 class LlamaCppServerProcess:
     """Starts ``python -m llama_cpp.server`` on loopback and keeps it running."""
 
@@ -68,13 +81,40 @@ class LlamaCppServerProcess:
         self._model_path = model_path
         self._log_path = log_path
         self._context = context
-        self._threads = threads or os.cpu_count() or 1
+        # All cores but one: generation threads that spin on a core the event loop or
+        # the query embedder needs slow everything (measured: 10x fewer tokens/s).
+        self._threads = threads or max(1, (os.cpu_count() or 1) - 1)
         self._startup_timeout = startup_timeout_s
         self._host = host
         self._port = free_port(host)
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ready = False
+        self.restarts = 0  # since the gateway started
+        self.failures_in_a_row = 0  # exits (or failed starts) since it last came up
+        self.last_exit: int | None = None  # its exit code; negative: killed by a signal
+        self.last_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """Up and answering (False while it starts, restarts or is stopped)."""
+        return self._ready and self._process is not None and self._process.returncode is None
+
+    def describe(self) -> str:
+        """The supervisor's state, in a sentence for /health."""
+        if self.running:
+            state = "running"
+        elif self.last_exit is None and self.last_error is None:
+            state = "starting"
+        else:
+            state = "down"
+            if self.last_exit is not None:
+                state += f": it {exit_reason(self.last_exit)}"
+            if self.last_error:
+                state += f"; the last restart failed ({self.last_error})"
+            state += f"; {self.failures_in_a_row} failure(s) in a row, restarting"
+        return f"embedded model server {state} ({self.restarts} restart(s) so far)"
 
     @property
     def base_url(self) -> str:
@@ -94,6 +134,9 @@ class LlamaCppServerProcess:
             "--n_ctx", str(self._context),
             "--n_threads", str(self._threads),
             "--n_threads_batch", str(self._threads),
+            # Its default stops the answer being streamed when another request comes
+            # (a plain [DONE], no finish_reason); the gateway gives requests turns.
+            "--interrupt_requests", "false",
         ]  # fmt: skip
 
     async def start(self) -> None:
@@ -122,7 +165,16 @@ class LlamaCppServerProcess:
             port=self._port,
             model=str(self._model_path),
         )
-        await self._wait_ready()
+        try:
+            await self._wait_ready()
+        except ConfigurationError:
+            if self._process.returncode is None:  # hung while loading: not kept
+                self._process.kill()
+                await self._process.wait()
+            raise
+        self._ready = True
+        self.failures_in_a_row = 0
+        self.last_error = None
         log.info("embedded_model_ready", pid=self._process.pid, port=self._port)
 
     async def _wait_ready(self) -> None:
@@ -150,14 +202,22 @@ class LlamaCppServerProcess:
         while not self._stopping:
             assert self._process is not None
             code = await self._process.wait()
+            self._ready = False
             if self._stopping:
                 return
-            log.error("embedded_model_exited", exit_code=code, restart_in_s=backoff)
+            self.last_exit = code
+            self.failures_in_a_row += 1
+            log.error(
+                "embedded_model_exited", exit_code=code, reason=exit_reason(code),
+                restart_in_s=backoff,
+            )  # fmt: skip
             await asyncio.sleep(backoff)
+            self.restarts += 1
             try:
                 await self._spawn()
                 backoff = 0.5
             except ConfigurationError as exc:
+                self.last_error = exc.message
                 log.error("embedded_model_restart_failed", error=str(exc))
                 backoff = min(backoff * 2, 30.0)
 

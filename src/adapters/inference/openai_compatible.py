@@ -20,7 +20,9 @@ from tenacity import (
     stop_before_delay,
 )
 
+from adapters.inference.plain_messages import plain_messages
 from adapters.inference.sse import sse_data
+from adapters.inference.upstream_reason import client_safe_reason
 from domain.chat import Completion, ModelCard, Usage
 from domain.circuit import CircuitBreaker, CircuitState
 from domain.errors import (
@@ -110,18 +112,30 @@ def api_base(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
+def _validation_detail(detail: Any) -> str:
+    """FastAPI's 422 ``detail``: [{"loc": [...], "msg": ...}], said as a sentence."""
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = str(first.get("msg", ""))
+        return f"{message} (at `{where}`)" if where else message
+    return str(detail)[:500]
+
+
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """The upstream's reason, made safe to show the client (no traceback, no secret)."""
     try:
         body = _decode_error(response.content)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return response.text[:500] or response.reason_phrase, None
+        return client_safe_reason(response.text[:2000], response.reason_phrase), None
     if isinstance(body.error, _ErrorDetail):
-        return body.error.message, body.error.param
+        return client_safe_reason(body.error.message, response.reason_phrase), body.error.param
     if isinstance(body.error, str):
-        return body.error, None
+        return client_safe_reason(body.error, response.reason_phrase), None
     if body.message:
-        return body.message, None
-    return str(body.detail)[:500] if body.detail else response.reason_phrase, None
+        return client_safe_reason(body.message, response.reason_phrase), None
+    reason = _validation_detail(body.detail) if body.detail else ""
+    return client_safe_reason(reason, response.reason_phrase), None
 
 
 class RetryableUnavailable(UpstreamUnavailable):
@@ -235,6 +249,13 @@ class _SSEChatStream:
                                 self._parts.append(choice.delta.content)
                             self.finish_reason = choice.finish_reason or self.finish_reason
                     yield payload
+                if self.finish_reason is None:
+                    # llama_cpp.server ends an interrupted answer with a plain [DONE]:
+                    # relayed as finished, the client would take a cut answer for whole.
+                    raise UpstreamUnavailable(
+                        f"inference upstream {self._translated.upstream} ended the answer "
+                        "before it was finished (no finish_reason)"
+                    )
         finally:
             await self.aclose()
 
@@ -249,10 +270,21 @@ class _SSEChatStream:
             await self._response.aclose()
 
 
+# A request the upstream fails with a 500 is answered 400 (its own fault, not counted
+# against the upstream) when this request, known to be good, is served just after.
+KNOWN_GOOD_MESSAGES = [{"role": "user", "content": "Hi"}]
+# How long a served known-good request vouches for the upstream: repeated bad requests
+# cost one probe per this period, not one each.
+PROBE_TRUST_S = 2.0
+
+
 class OpenAICompatibleChatModel:
     """``name`` identifies the upstream (its base URL by default). ``max_in_flight``
     bounds the requests outstanding at once: past it the adapter answers
-    ``UpstreamOverloaded`` at once instead of queueing without end."""
+    ``UpstreamOverloaded`` at once instead of queueing without end. ``concurrency``
+    (when set) is how many of them the upstream is sent at once; the others wait their
+    turn, in order, for at most ``timeout_s``. ``plain_messages``: the upstream knows
+    only ``{"role", "content": str}`` messages (see ``plain_messages``)."""
 
     def __init__(
         self,
@@ -263,6 +295,8 @@ class OpenAICompatibleChatModel:
         health_name: str = "max_serve",
         api_key: str | None = None,
         max_in_flight: int | None = None,
+        concurrency: int | None = None,
+        plain_messages: bool = False,
         timeout_s: float = 120.0,
         breaker: CircuitBreaker | None = None,
         retries: int = 2,
@@ -289,6 +323,11 @@ class OpenAICompatibleChatModel:
         self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._turns = asyncio.Semaphore(concurrency) if concurrency else None
+        self._waiting = 0
+        self._plain = plain_messages
+        self._probe: asyncio.Future[bool] | None = None
+        self._vouched_until = float("-inf")
         self._timeout = timeout_s
         self._breaker = breaker
         self._retries = retries
@@ -347,12 +386,26 @@ class OpenAICompatibleChatModel:
                 ):
                     self._event("circuit_open", reason=str(exc))
             raise
+        except UpstreamRejected:
+            # It answered (and a 500 was vouched for): the upstream works.
+            self._record_success()
+            raise
+        except BaseException:
+            # Neither verdict (the queue was full, the caller went away): a half-open
+            # circuit lets the next request probe instead.
+            if breaker is not None:
+                breaker.abandon_probe()
+            raise
+        self._record_success()
+        return result
+
+    def _record_success(self) -> None:
+        breaker = self._breaker
         if breaker is not None and breaker.state is not CircuitState.CLOSED:
             breaker.record_success()
             self._event("circuit_closed")
         elif breaker is not None:
             breaker.record_success()
-        return result
 
     async def _retry(
         self,
@@ -395,10 +448,63 @@ class OpenAICompatibleChatModel:
             )
         self._in_flight += 1
 
+    async def _take_turn(self, turns: asyncio.Semaphore) -> None:
+        """Wait (in order, bounded) for one of the upstream's ``concurrency`` turns;
+        the request is already counted in flight."""
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                await turns.acquire()
+        except TimeoutError:
+            self._in_flight -= 1
+            raise UpstreamOverloaded(
+                f"inference upstream {self.name} is busy: the request waited its turn for "
+                f"{self._timeout:.0f} s; retry shortly"
+            ) from None
+        except BaseException:
+            self._in_flight -= 1
+            raise
+        finally:
+            self._waiting -= 1
+
     def _release(self) -> None:
         self._in_flight -= 1
+        if self._turns is not None:
+            self._turns.release()
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for their turn (none without a ``concurrency``)."""
+        return self._waiting
+
+    async def _vouched_for(self, model: str) -> bool:
+        """Does the upstream serve a known-good request now? One probe at a time, its
+        success trusted for ``PROBE_TRUST_S``."""
+        if time.monotonic() < self._vouched_until:
+            return True
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_once(model))
+        # Shielded: a caller that goes away does not cancel the others' probe.
+        return await asyncio.shield(self._probe)
+
+    async def _probe_once(self, model: str) -> bool:
+        body = {"model": model, "messages": KNOWN_GOOD_MESSAGES, "max_tokens": 1}
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.send(self._chat_request(body, stream=False))
+            served = response.status_code == 200 and bool(
+                _decode_completion(response.content).choices
+            )
+        except (httpx.HTTPError, aiohttp.ClientError, OSError, msgspec.MsgspecError):
+            served = False  # TimeoutError is an OSError
+        if served:
+            self._vouched_until = time.monotonic() + PROBE_TRUST_S
+        self._event("probe", served=served)
+        return served
+
+    async def _raise_for_status(
+        self, response: httpx.Response, body: Mapping[str, Any] | None = None
+    ) -> None:
         status = response.status_code
         if status < 400:
             return
@@ -417,9 +523,18 @@ class OpenAICompatibleChatModel:
         if status == 502:
             raise RetryableUnavailable(f"inference upstream {self.name} failed with status 502")
         if status >= 500:
-            # Its text is not relayed: a server error's message may hold a traceback.
+            if body is not None and await self._vouched_for(str(body.get("model"))):
+                # The upstream serves a good request: this one failed it (a role,
+                # a parameter it chokes on). The client's fault, not the upstream's.
+                raise UpstreamRejected(
+                    f"{message} (the upstream failed this request with status {status} "
+                    "and serves others)",
+                    status=400,
+                    param=param,
+                )
             raise UpstreamUnavailable(f"inference upstream {self.name} failed with status {status}")
-        raise UpstreamRejected(message, status=status, param=param)
+        # A validation error (FastAPI's 422) is a bad request to an OpenAI client.
+        raise UpstreamRejected(message, status=400 if status == 422 else status, param=param)
 
     def _chat_request(self, body: Mapping[str, Any], *, stream: bool) -> httpx.Request:
         """The request ``client.build_request`` would build (same headers in the same
@@ -441,14 +556,18 @@ class OpenAICompatibleChatModel:
         return request
 
     async def complete(self, body: Mapping[str, Any]) -> Completion:
-        return await self._resilient(lambda: self._complete_once(body))
+        sent = plain_messages(body) if self._plain else body
+        return await self._resilient(lambda: self._complete_once(sent))
 
     async def stream(self, body: Mapping[str, Any]) -> _SSEChatStream:
         """Returns once the upstream accepted the request (retries happen before)."""
-        return await self._resilient(lambda: self._stream_once(body))
+        sent = plain_messages(body) if self._plain else body
+        return await self._resilient(lambda: self._stream_once(sent))
 
     async def _complete_once(self, body: Mapping[str, Any]) -> Completion:
         self._acquire()
+        if self._turns is not None:
+            await self._take_turn(self._turns)
         try:
             # httpx's timeouts bound each read; this bounds the whole answer.
             with self._translated:
@@ -456,7 +575,7 @@ class OpenAICompatibleChatModel:
                     response = await self._client.send(self._chat_request(body, stream=False))
         finally:
             self._release()
-        self._raise_for_status(response)
+        await self._raise_for_status(response, body)
         try:
             head = _decode_completion(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -475,18 +594,24 @@ class OpenAICompatibleChatModel:
 
     async def _stream_once(self, body: Mapping[str, Any]) -> _SSEChatStream:
         self._acquire()
+        if self._turns is not None:
+            await self._take_turn(self._turns)
         try:
             request = self._chat_request(body, stream=True)
             with self._translated:
                 async with asyncio.timeout(self._timeout):
                     response = await self._client.send(request, stream=True)
                 if response.status_code >= 400:
-                    await response.aread()
-                    await response.aclose()
-                    self._raise_for_status(response)
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
         except BaseException:
             self._release()
             raise
+        if response.status_code >= 400:
+            self._release()  # its turn is over before the upstream is probed
+            await self._raise_for_status(response, body)
         return _SSEChatStream(response, str(body["model"]), self._translated, self._release)
 
     async def list_models(self) -> Sequence[ModelCard]:
@@ -494,7 +619,7 @@ class OpenAICompatibleChatModel:
             response = await self._client.get(
                 f"{self._base}/models", headers=self._headers, timeout=self._timeout
             )
-        self._raise_for_status(response)
+        await self._raise_for_status(response)
         try:
             listed = _decode_models(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -514,7 +639,21 @@ class OpenAICompatibleChatModel:
             return ServiceHealth(
                 self.health_name, Status.UNHEALTHY, _ms_since(started), str(exc), critical=True
             )
-        return ServiceHealth(self.health_name, Status.HEALTHY, _ms_since(started), critical=True)
+        latency = _ms_since(started)
+        breaker = self._breaker
+        if breaker is not None and breaker.state is not CircuitState.CLOSED:
+            # It answers its model list but failed requests: refused until retried.
+            retry_in = breaker.opened_at + breaker.cooldown_s - time.monotonic()
+            when = f"retried in {retry_in:.1f} s" if retry_in > 0 else "the next request probes it"
+            return ServiceHealth(
+                self.health_name,
+                Status.DEGRADED,
+                latency,
+                f"circuit open for upstream {self.name} after {breaker.failures} failure(s): "
+                f"requests refused; {when}",
+                critical=True,
+            )
+        return ServiceHealth(self.health_name, Status.HEALTHY, latency, critical=True)
 
 
 def _ms_since(started: float) -> float:

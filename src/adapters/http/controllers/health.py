@@ -1,12 +1,17 @@
-"""``GET /health`` (and ``/health/live``, ``/health/ready``): no key needed."""
+"""``GET /health`` (and ``/health/live``, ``/health/ready``): no key needed. Without an
+admin key each dependency is only up or down; an admin key also gets the details
+(which upstream, why it is down, when its circuit is retried)."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
 
+from litestar import Controller, Request, Response, get
+
+from adapters.http.services import Services
 from adapters.http.wire import HealthResponse, ServiceStatus
-from application.check_health import CheckHealth
 from domain.health import HealthReport, Status
+from domain.principal import Tier
 
 
 def _wire(report: HealthReport) -> HealthResponse:
@@ -20,23 +25,42 @@ def _wire(report: HealthReport) -> HealthResponse:
     )
 
 
+async def _is_admin(request: Request[Any, Any, Any], services: Services) -> bool:
+    """An admin key in ``Authorization`` (the route is public: an absent, malformed or
+    unknown key is just not an admin)."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return False
+    principal = await services.key_management.authenticate(secret.strip())
+    return principal is not None and principal.tier >= Tier.ADMIN
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("", summary="Gateway and dependency health (503 when inference is unusable)")
-    async def health(self, check_health: CheckHealth) -> Response[HealthResponse]:
-        report = await check_health()
+    @get(
+        "",
+        summary="Gateway and dependency health (503 when inference is unusable)",
+        description=(
+            "Each dependency's status; `detail` (why it is not healthy) only with an admin key."
+        ),
+    )
+    async def health(
+        self, request: Request[Any, Any, Any], services: Services
+    ) -> Response[HealthResponse]:
+        report = await services.check_health()
         status = 503 if report.status is Status.UNHEALTHY else 200
-        return Response(_wire(report), status_code=status)
+        shown = report if await _is_admin(request, services) else report.public()
+        return Response(_wire(shown), status_code=status)
 
     @get("/live", summary="Liveness: the process answers")
     async def live(self) -> dict[str, str]:
         return {"status": "alive"}
 
     @get("/ready", summary="Readiness: inference is usable (503 otherwise)")
-    async def ready(self, check_health: CheckHealth) -> Response[dict[str, str]]:
-        report = await check_health()
-        if report.status is Status.UNHEALTHY:
+    async def ready(self, services: Services) -> Response[dict[str, str]]:
+        report = await services.check_health()
+        if not report.ready:
             return Response({"status": "not_ready"}, status_code=503)
         return Response({"status": "ready"})
