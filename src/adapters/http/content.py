@@ -12,6 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
+from adapters.http.errors import EMPTY_BODY
 from domain.errors import InvalidRequest
 
 T = TypeVar("T")
@@ -33,9 +34,12 @@ async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 class JSONBodyRequest(Request[Any, Any, Any]):
     """The application's request class. Litestar decodes the body untyped
     before it validates it, so msgspec reports a number beyond float64 ("Number out of
-    range - at `$[...]`") without its field; this names the field."""
+    range - at `$[...]`") without its field; this names the field. An empty body is
+    named as such (Litestar's own message is ``'data'``)."""
 
     async def json(self) -> Any:
+        if not (await self.body()).strip():
+            raise InvalidRequest(EMPTY_BODY)
         try:
             return await super().json()
         except SerializationException as exc:
