@@ -15,7 +15,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from adapters.http.asgi_types import ASGIApp
+from adapters.http.asgi_types import ASGIApp, Message, Scope
 from adapters.http.auth import BearerKeyAuthentication
 from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.chat_completions import ChatCompletionsController
@@ -56,6 +56,7 @@ def create_app(
     """``services`` opens the gateway's resources for the app's lifetime and closes
     them (finishing what is in flight) at shutdown."""
     current: dict[str, Services] = {}
+    options = OptionsAnswers()
     in_flight = InFlight()
 
     @asynccontextmanager
@@ -120,6 +121,7 @@ def create_app(
         request_class=JSONBodyRequest,
         exception_handlers={Exception: exception_handler(retry_after_s)},
         lifespan=[lifespan],
+        before_send=[options.before_send],  # type: ignore[list-item]
         request_max_body_size=max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="AI Platform Gateway",
@@ -147,7 +149,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    answer_options_to_anyone(app)
+    options.learn(app)
     bounds = RequestBounds(
         max_target_bytes=max_target_bytes,
         max_header_bytes=max_header_bytes,
@@ -163,12 +165,31 @@ def create_app(
     return observed
 
 
-def answer_options_to_anyone(app: Litestar) -> None:
+class OptionsAnswers:
     """``OPTIONS`` on a route answers 204 with its ``Allow`` header, without a key (a
     browser's CORS preflight never sends one, and the methods are in the public API
-    document anyway). Litestar gives the handler it adds for ``OPTIONS`` the guards of
-    the route's controller, which need the authenticated caller it does not have."""
-    for route in app.routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if set(handler.http_methods) == {"OPTIONS"} and not handler.include_in_schema:
-                handler._resolved_guards = []
+    document anyway).
+
+    Litestar adds an ``OPTIONS`` handler per route, with the guards of the route's
+    controller (they need an authenticated caller it does not have: a 500), and an
+    ``Allow`` computed when the route's first handler was registered (the methods of
+    the handlers registered after it are missing). Both are corrected here."""
+
+    def __init__(self) -> None:
+        self._allow: dict[str, bytes] = {}
+
+    def learn(self, app: Litestar) -> None:
+        for route in app.routes:
+            handlers = getattr(route, "route_handlers", ())
+            self._allow[route.path_format] = ", ".join(sorted(route.methods)).encode()
+            for handler in handlers:
+                if set(handler.http_methods) == {"OPTIONS"} and not handler.include_in_schema:
+                    handler._resolved_guards = []
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+            return
+        allow = self._allow.get(scope.get("path_template") or "")
+        if allow is not None and message["status"] == 204:
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != b"allow"]
+            message["headers"] = [*headers, (b"allow", allow)]
