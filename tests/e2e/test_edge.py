@@ -234,6 +234,54 @@ def test_empty_body_is_named(edge_gateway: GatewayProcess, body: bytes) -> None:
     assert error["message"] == "the request body is empty; expected a JSON object"
 
 
+# --- 7. control characters in an uploaded file's name ---------------------------------
+
+
+def upload(gateway: GatewayProcess, disposition: bytes, extra: bytes = b"") -> httpx.Response:
+    boundary = b"edgeboundary"
+    body = (
+        b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"file\"; " + disposition
+        + b"\r\nContent-Type: text/markdown\r\n\r\n# Notes\n\nhello\r\n" + extra
+        + b"--" + boundary + b"--\r\n"
+    )  # fmt: skip
+    headers = {
+        **bearer(ADMIN),
+        "Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
+    }
+    return httpx.post(f"{gateway.url}/v1/documents", headers=headers, content=body, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param(b'filename="notes\x00.md"', id="nul"),
+        pytest.param(b'filename="\x1b[31mred.md"', id="escape"),
+        pytest.param(b'filename="tab\there.md"', id="tab"),
+        pytest.param(b'filename="two\nlines.md"', id="newline"),
+        pytest.param(b'filename="two%0Alines.md"', id="percent-encoded-newline"),
+        pytest.param(b'filename="del\x7f.md"', id="delete"),
+    ],
+)
+def test_control_characters_in_a_file_name_are_refused(
+    edge_gateway: GatewayProcess, disposition: bytes
+) -> None:
+    assert_openai_error(upload(edge_gateway, disposition), 400, param="file")
+
+
+def test_control_characters_in_the_source_field_are_refused(edge_gateway: GatewayProcess) -> None:
+    source = (
+        b'--edgeboundary\r\nContent-Disposition: form-data; name="source"\r\n\r\nforged\nline\r\n'
+    )
+    response = upload(edge_gateway, b'filename="fine.md"', source)
+    assert_openai_error(response, 400, param="source")
+
+
+def test_a_plain_file_name_is_its_source(edge_gateway: GatewayProcess) -> None:
+    response = upload(edge_gateway, b'filename="plain-notes.md"')
+    assert response.status_code == 201, response.text
+    assert response.json()["data"][0]["source"] == "plain-notes.md"
+
+
 # --- 6. /metrics per tenant -----------------------------------------------------------
 
 
