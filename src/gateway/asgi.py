@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.http.app import create_app as create_http_app
-from adapters.http.observability import ASGIApp
+from adapters.http.asgi_types import ASGIApp
 from gateway import __version__
 from gateway.container import Container, open_services
 from gateway.logging import configure_logging
@@ -19,6 +19,11 @@ def build(settings: Settings) -> ASGIApp:
         max_document_bytes=settings.max_document_bytes,
         cors_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
         shutdown_grace_s=settings.shutdown_grace_s,
+        # An open circuit refuses for this long at most: a fair time to come back.
+        retry_after_s=settings.circuit_cooldown_s,
+        max_target_bytes=settings.max_uri_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout_s=settings.body_read_timeout_s,
         version=__version__,
     )
 

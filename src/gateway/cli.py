@@ -4,8 +4,10 @@ sends files to a running one."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from domain.errors import ConfigurationError
 from domain.keys import KeyRing
 from gateway import __version__, ingest
+from gateway.logging import configure_logging, stdlib_config
 from gateway.settings import Settings, load_settings
 
 
@@ -58,14 +61,38 @@ def check_startable(settings: Settings, workers: int) -> None:
         )
 
 
+class AddressInUse(Exception):
+    pass
+
+
+def check_bindable(host: str, port: int) -> None:
+    """The address is free. The server binds with SO_REUSEPORT, which lets a second
+    gateway share the port of a running one without a word: a plain bind refuses."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"port {port} on {host} is already in use") from None
+        raise AddressInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
     check_startable(settings, args.workers)
+    check_bindable(args.host, args.port)
     # Workers read their settings from the environment: pass the CLI's choices on.
     os.environ["GATEWAY_LOG_FORMAT"] = args.log_format
-    Granian(
+    configure_logging(args.log_format, settings.log_level)
+    server = Granian(
         "gateway.asgi:create_app",
         factory=True,
         address=args.host,
@@ -74,9 +101,17 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         interface=Interfaces.ASGI,
         loop=Loops.uvloop,
         log_access=False,
+        log_dictconfig=stdlib_config(args.log_format, settings.log_level),
         ssl_cert=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_key=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
-    ).serve()
+    )
+    try:
+        server.serve()
+    except RuntimeError as exc:
+        # Taken between the check and the bind: the server's error, without its backtrace.
+        if "Address already in use" in str(exc):
+            raise AddressInUse(f"port {args.port} on {args.host} is already in use") from None
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -97,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigurationError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         sys.exit(2)
+    except AddressInUse as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

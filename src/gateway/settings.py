@@ -89,6 +89,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """At shutdown, how long answers in progress (streams too) may take to finish."""
     max_body_bytes: Positive = 1_048_576
     """Largest request body accepted (413 above)."""
+    body_read_timeout_s: Seconds = 30.0
+    """Longest a client may take to send a request body (408 after)."""
+    max_uri_bytes: Annotated[int, msgspec.Meta(ge=256, le=60_000)] = 8192
+    """Longest request target, path and query (414 above; the HTTP server's own limit,
+    64 KiB, is answered without a JSON body)."""
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=262_144)] = 32_768
+    """Largest request headers, all fields together (431 above; the HTTP server refuses
+    ~400 KiB or more than 100 fields itself, without a JSON body)."""
     upstream_timeout_s: Seconds = 120.0
     """Longest wait for an inference answer (or between two streamed chunks): 504."""
     upstream_connect_timeout_s: Seconds = 5.0

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import GatewayProcess, free_port, start_gateway, stop
 from tests.e2e.clients import CHAT_PATH, api_client, chat_body, logged_request
+from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.openai_errors import assert_openai_error
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -42,7 +43,8 @@ def is_latency(summary: dict[str, Any]) -> bool:
 
 
 def test_metrics_json_counts_requests(fake_gateway: GatewayProcess) -> None:
-    with api_client(fake_gateway) as client:
+    # An admin sees every request, refused keys' too (other keys: their tenant's).
+    with api_client(fake_gateway, ADMIN_KEY) as client:
         before = client.get("/metrics").json()
         assert client.post(CHAT_PATH, json=chat_body("hi")).status_code == 200
         with api_client(fake_gateway, key="sk-not-a-key") as stranger:
@@ -73,7 +75,7 @@ def test_metrics_routes_are_path_templates(fake_gateway: GatewayProcess) -> None
 def test_metrics_in_prometheus_text(
     fake_gateway: GatewayProcess, params: dict[str, str], headers: dict[str, str]
 ) -> None:
-    with api_client(fake_gateway) as client:
+    with api_client(fake_gateway, ADMIN_KEY) as client:
         response = client.get("/metrics", params=params, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

@@ -11,6 +11,7 @@ Hypothesis."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ import schemathesis
 from hypothesis import given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config._phases import DEFAULT_UNEXPECTED_METHODS
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from adapters.http import wire
@@ -216,3 +218,36 @@ def test_every_enforced_bound_is_documented(fuzzed_gateway: GatewayProcess) -> N
         properties = served[name]["properties"]
         assert bounds_of(properties["temperature"]) == {"minimum": 0, "maximum": 2}
         assert bounds_of(properties["top_p"]) == {"minimum": 0, "maximum": 1}
+
+
+# The methods schemathesis 4 sends to every path when checking that undocumented ones
+# are refused (its coverage phase), plus HEAD and a method nobody defines.
+EVERY_METHOD = sorted({m.upper() for m in DEFAULT_UNEXPECTED_METHODS} | {"HEAD", "FOO"})
+
+
+@pytest.mark.parametrize("key", [ADMIN_KEY, None], ids=["admin-key", "no-key"])
+def test_every_method_on_every_path_is_refused_cleanly(
+    fuzzed_gateway: GatewayProcess, key: str | None
+) -> None:
+    """An undocumented method is a 405 naming the allowed ones (``Allow``) in OpenAI's
+    error body; ``OPTIONS`` is answered, key or not: 204 with ``Allow``."""
+    document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
+    wrong = []
+    headers = bearer(key) if key else {}
+    with httpx.Client(base_url=fuzzed_gateway.url, headers=headers, timeout=10) as client:
+        for path, operations in document["paths"].items():
+            documented = {method.upper() for method in operations}
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            for method in EVERY_METHOD:
+                if method in documented:
+                    continue
+                response = client.request(method, concrete)
+                allowed = {m.strip() for m in response.headers.get("allow", "").split(",")}
+                expected = 204 if method == "OPTIONS" else 405
+                if response.status_code != expected or not documented <= allowed:
+                    wrong.append(f"{method} {path}: {response.status_code} allow={allowed}")
+                elif expected == 405 and method != "HEAD":
+                    body = response.json()
+                    if set(body) != {"error"} or set(body["error"]) != ERROR_FIELDS:
+                        wrong.append(f"{method} {path}: {body}")
+    assert wrong == []

@@ -28,7 +28,7 @@ from tests.conftest import (
     stop,
 )
 from tests.e2e.clients import CHAT_PATH, DONE, api_client, chat_body, eventually, sse_data
-from tests.e2e.conftest import UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, UNLIMITED
 from tests.e2e.openai_errors import ERROR_FIELDS, assert_openai_error
 
 MODEL = "fake-model"
@@ -166,7 +166,7 @@ class Load:
 
 def upstream_events(gateway: GatewayProcess) -> dict[tuple[str, str], float]:
     """``gateway_upstream_events_total`` by (event, target), from the Prometheus text."""
-    with api_client(gateway) as client:
+    with api_client(gateway, ADMIN_KEY) as client:
         text = client.get("/metrics", params={"format": "prometheus"}).text
     return {
         (sample.labels["event"], sample.labels["target"]): sample.value

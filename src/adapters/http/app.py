@@ -15,6 +15,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from adapters.http.asgi_types import ASGIApp, Message, Scope
 from adapters.http.auth import BearerKeyAuthentication
 from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.chat_completions import ChatCompletionsController
@@ -28,8 +29,9 @@ from adapters.http.controllers.metrics import MetricsController
 from adapters.http.controllers.models import ModelsController
 from adapters.http.controllers.rag import RagController
 from adapters.http.controllers.unified_chat import UnifiedChatController
-from adapters.http.errors import handle_exception
-from adapters.http.observability import ASGIApp, InFlight, RequestObservability
+from adapters.http.errors import exception_handler
+from adapters.http.observability import InFlight, RequestObservability
+from adapters.http.request_bounds import RequestBounds
 from adapters.http.services import Services
 from adapters.telemetry.metrics import RequestMetrics
 from domain.principal import Principal
@@ -46,10 +48,15 @@ def create_app(
     version: str,
     cors_origins: list[str] | None = None,
     shutdown_grace_s: float = 30.0,
+    retry_after_s: float = 10.0,
+    max_target_bytes: int = 8192,
+    max_header_bytes: int = 32768,
+    body_timeout_s: float = 30.0,
 ) -> ASGIApp:
     """``services`` opens the gateway's resources for the app's lifetime and closes
     them (finishing what is in flight) at shutdown."""
     current: dict[str, Services] = {}
+    options = OptionsAnswers()
     in_flight = InFlight()
 
     @asynccontextmanager
@@ -112,8 +119,9 @@ def create_app(
         middleware=[DefineMiddleware(BearerKeyAuthentication, authenticate=authenticate)],
         # Every JSON body: a number too large for a float is named in its 400.
         request_class=JSONBodyRequest,
-        exception_handlers={Exception: handle_exception},
+        exception_handlers={Exception: exception_handler(retry_after_s)},
         lifespan=[lifespan],
+        before_send=[options.before_send],  # type: ignore[list-item]
         request_max_body_size=max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="AI Platform Gateway",
@@ -141,5 +149,47 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    observed = RequestObservability(app, metrics, in_flight)  # type: ignore[arg-type]
+    options.learn(app)
+    bounds = RequestBounds(
+        max_target_bytes=max_target_bytes,
+        max_header_bytes=max_header_bytes,
+        body_timeout_s=body_timeout_s,
+    )
+    observed = RequestObservability(
+        app,  # type: ignore[arg-type]
+        metrics,
+        in_flight,
+        bounds=bounds,
+        retry_after_s=retry_after_s,
+    )
     return observed
+
+
+class OptionsAnswers:
+    """``OPTIONS`` on a route answers 204 with its ``Allow`` header, without a key (a
+    browser's CORS preflight never sends one, and the methods are in the public API
+    document anyway).
+
+    Litestar adds an ``OPTIONS`` handler per route, with the guards of the route's
+    controller (they need an authenticated caller it does not have: a 500), and an
+    ``Allow`` computed when the route's first handler was registered (the methods of
+    the handlers registered after it are missing). Both are corrected here."""
+
+    def __init__(self) -> None:
+        self._allow: dict[str, bytes] = {}
+
+    def learn(self, app: Litestar) -> None:
+        for route in app.routes:
+            handlers = getattr(route, "route_handlers", ())
+            self._allow[route.path_format] = ", ".join(sorted(route.methods)).encode()
+            for handler in handlers:
+                if set(handler.http_methods) == {"OPTIONS"} and not handler.include_in_schema:
+                    handler._resolved_guards = []
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+            return
+        allow = self._allow.get(scope.get("path_template") or "")
+        if allow is not None and message["status"] == 204:
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != b"allow"]
+            message["headers"] = [*headers, (b"allow", allow)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -50,10 +52,17 @@ _HTTP_CODES = {
     403: "insufficient_tier",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "request_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "rate_limit_exceeded",
+    431: "headers_too_large",
+    499: "client_closed_request",
 }
+# A 503 always says when to come back: the error's own figure (an upstream's
+# Retry-After) when it has one, else the gateway's default (its circuit cooldown).
+DEFAULT_RETRY_AFTER_S = 10.0
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
@@ -95,6 +104,7 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
     return 500, error_body("internal error", "server_error", None, "internal_error")
 
 
+EMPTY_BODY = "the request body is empty; expected a JSON object"
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
@@ -112,6 +122,9 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
     detail = first.get("message")
     param = first.get("key") or None
+    if param == "data" and detail == "'data'":
+        # Litestar finds no body at all to give the handler ("data" is its name for it).
+        return error_body(EMPTY_BODY, "invalid_request_error", None, "invalid_request")
     if param == "data":
         param = missing_field(detail or "")
     if param is None:
@@ -121,11 +134,31 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     return error_body(message, "invalid_request_error", param, "invalid_request")
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    status, body = status_and_body(exc)
-    headers = dict(getattr(exc, "headers", None) or {})
-    if isinstance(exc, RateLimited) and isinstance(exc.admission, Admission):
-        headers.update(ratelimit_headers(exc.admission))
-    if status == 401:
-        headers = {**headers, "WWW-Authenticate": "Bearer"}
-    return Response(content=body, status_code=status, headers=headers)
+def retry_after(exc: Exception, default_s: float) -> str:
+    """``Retry-After`` in whole seconds (at least 1) for a 503 caused by ``exc``."""
+    known = getattr(exc, "retry_after_s", None)
+    seconds = known if isinstance(known, int | float) and known > 0 else default_s
+    return str(max(1, math.ceil(seconds)))
+
+
+def exception_handler(
+    retry_after_s: float = DEFAULT_RETRY_AFTER_S,
+) -> Callable[[Request[Any, Any, Any], Exception], Response[Any]]:
+    """The application's one exception handler; ``retry_after_s``: the ``Retry-After``
+    of a 503 whose error does not know better."""
+
+    def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        status, body = status_and_body(exc)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if isinstance(exc, RateLimited) and isinstance(exc.admission, Admission):
+            headers.update(ratelimit_headers(exc.admission))
+        if status == 401:
+            headers = {**headers, "WWW-Authenticate": "Bearer"}
+        if status == 503:
+            headers["Retry-After"] = retry_after(exc, retry_after_s)
+        return Response(content=body, status_code=status, headers=headers)
+
+    return handle_exception
+
+
+handle_exception = exception_handler()

@@ -5,15 +5,17 @@ is counted, unknown routes and refused keys included."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
 
+from adapters.http.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from adapters.http.ratelimit import STATE_KEY, ratelimit_raw_headers
+from adapters.http.request_bounds import RequestBounds
 from adapters.telemetry.metrics import RequestMetrics
 
 # An API answers JSON and event streams: no sniffing, no framing, no referrer.
@@ -23,11 +25,6 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"strict-transport-security", b"max-age=31536000"),
 )
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = structlog.get_logger("gateway.access")
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -77,10 +74,21 @@ class InFlight:
 
 
 class RequestObservability:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics, in_flight: InFlight) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: RequestMetrics,
+        in_flight: InFlight,
+        *,
+        bounds: RequestBounds | None = None,
+        retry_after_s: float = 10.0,
+    ) -> None:
         self.app = app
+        self._bounds = bounds
         self._metrics = metrics
         self._in_flight = in_flight
+        # Every 503 says when to come back, also those no exception handler made.
+        self._retry_after = (b"retry-after", str(max(1, math.ceil(retry_after_s))).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,6 +109,8 @@ class RequestObservability:
                     (b"x-request-id", request_id),
                     *SECURITY_HEADERS,
                 ]
+                if status == 503 and not any(n.lower() == b"retry-after" for n, _ in headers):
+                    headers.append(self._retry_after)
                 admission = scope["state"].get(STATE_KEY)
                 if admission is not None and status != 429:  # a 429 carries its own
                     headers += ratelimit_raw_headers(admission)
@@ -109,13 +119,19 @@ class RequestObservability:
 
         self._in_flight.enter()
         try:
-            await self.app(scope, receive, send_with_id)
+            if self._bounds is not None:
+                bounded = await self._bounds.admit(scope, receive, send_with_id)
+                if bounded is not None:
+                    await self.app(scope, bounded, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             self._in_flight.leave()
             elapsed = time.perf_counter() - started
             route = route_of(scope)
-            self._metrics.record(route, scope["method"], status, elapsed)
             user: Any = scope.get("user")
+            tenant = getattr(user, "tenant", None)
+            self._metrics.record(route, scope["method"], status, elapsed, tenant)
             extra = scope["state"].get("log") or {}
             log.info(
                 "request",

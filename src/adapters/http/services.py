@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.http.observability import ASGIApp
+from adapters.http.asgi_types import ASGIApp
 from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, KeyManagement
 from application.chat_completions import ChatCompletions

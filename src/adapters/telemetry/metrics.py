@@ -44,6 +44,37 @@ class _RouteWindow:
     errors: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
+    def add(self, ms: float, error: bool) -> None:
+        self.requests += 1
+        self.errors += error
+        self.latencies_ms.append(ms)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "latency": summarize(list(self.latencies_ms)),
+        }
+
+
+@dataclass
+class _TenantWindows:
+    """One tenant's requests: what a key of that tenant may see of the metrics."""
+
+    window: int
+    total: _RouteWindow = field(init=False)
+    routes: dict[str, _RouteWindow] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.total = _RouteWindow(latencies_ms=deque(maxlen=self.window))
+
+    def add(self, route: str, ms: float, error: bool) -> None:
+        self.total.add(ms, error)
+        window = self.routes.get(route)
+        if window is None:
+            window = self.routes[route] = _RouteWindow(latencies_ms=deque(maxlen=self.window))
+        window.add(ms, error)
+
 
 class RequestMetrics:
     """Counts every answered request. ``route`` must be a path template (bounded
@@ -84,6 +115,7 @@ class RequestMetrics:
         self._stage_windows: dict[str, deque[float]] = {}
         self._window = window
         self._routes: dict[str, _RouteWindow] = {}
+        self._tenants: dict[str, _TenantWindows] = {}
         # prometheus-client's labels() validates and locks on every call: each series'
         # child is looked up once (the labels are bounded: route templates).
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -93,7 +125,10 @@ class RequestMetrics:
         self._auth_failure_count = 0
         self._started = time.monotonic()
 
-    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+    def record(
+        self, route: str, method: str, status: int, seconds: float, tenant: str | None = None
+    ) -> None:
+        """``tenant``: the caller's, when a key was accepted (never a label: JSON only)."""
         series = self._series.get((route, method, status))
         if series is None:
             series = self._series[(route, method, status)] = (
@@ -116,6 +151,11 @@ class RequestMetrics:
         if status == 401:
             self._auth_failures.inc()
             self._auth_failure_count += 1
+        if tenant is not None:
+            windows = self._tenants.get(tenant)
+            if windows is None:
+                windows = self._tenants[tenant] = _TenantWindows(self._window)
+            windows.add(route, ms, status >= 400)
 
     def event(self, name: str, target: str, **fields: object) -> None:
         """An operational decision (retry, failover, circuit open/closed): counted, and
@@ -134,6 +174,24 @@ class RequestMetrics:
             window = self._stage_windows[stage] = deque(maxlen=self._window)
         window.append(seconds * 1000)
 
+    def tenant_snapshot(self, tenant: str) -> dict[str, Any]:
+        """``snapshot()``'s shape with one tenant's requests only: no other tenant's
+        counts, no refused keys (they have no tenant); the stage timings are shared."""
+        windows = self._tenants.get(tenant) or _TenantWindows(self._window)
+        total = windows.total.summary()
+        return {
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            **total,
+            "auth_failures": 0,
+            "routes": {route: w.summary() for route, w in sorted(windows.routes.items())},
+            "stages": self._stage_summaries(),
+        }
+
+    def _stage_summaries(self) -> dict[str, Any]:
+        return {
+            stage: summarize(list(window)) for stage, window in sorted(self._stage_windows.items())
+        }
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "uptime_s": round(time.monotonic() - self._started, 3),
@@ -141,18 +199,8 @@ class RequestMetrics:
             "errors": self._errors,
             "auth_failures": self._auth_failure_count,
             "latency": summarize(list(self._all)),
-            "routes": {
-                route: {
-                    "requests": w.requests,
-                    "errors": w.errors,
-                    "latency": summarize(list(w.latencies_ms)),
-                }
-                for route, w in sorted(self._routes.items())
-            },
-            "stages": {
-                stage: summarize(list(window))
-                for stage, window in sorted(self._stage_windows.items())
-            },
+            "routes": {route: w.summary() for route, w in sorted(self._routes.items())},
+            "stages": self._stage_summaries(),
         }
 
     def prometheus(self) -> bytes:

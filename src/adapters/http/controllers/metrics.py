@@ -1,5 +1,6 @@
 """``GET /metrics``: JSON by default; Prometheus text with ``Accept: text/plain`` or
-``?format=prometheus``."""
+``?format=prometheus``. An admin key sees every tenant's requests; any other key sees
+its own tenant's, in JSON only (the Prometheus series count every tenant)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from adapters.http.ratelimit import admitted
 from adapters.http.wire import MetricsResponse
 from adapters.telemetry.metrics import PROMETHEUS_CONTENT_TYPE, RequestMetrics
 from application.check_health import CheckHealth
+from domain.errors import PermissionDenied
 from domain.health import Status
-from domain.principal import Capability
+from domain.principal import Capability, Principal, Tier
 
 
 def _wants_prometheus(request: Request[Any, Any, Any], format: str | None) -> bool:
@@ -30,7 +32,9 @@ class MetricsController(Controller):
     guards = [requires(Capability.READ_METRICS), admitted]
 
     @get(
-        "", summary="Request counts, errors and latency percentiles", responses=error_responses(401)
+        "",
+        summary="Request counts, errors and latency percentiles",
+        responses=error_responses(401, 403),
     )
     async def metrics(
         self,
@@ -39,9 +43,18 @@ class MetricsController(Controller):
         check_health: CheckHealth,
         format: Literal["json", "prometheus"] | None = None,
     ) -> Response[MetricsResponse]:
+        principal: Principal = request.user
+        every_tenant = principal.tier >= Tier.ADMIN
         if _wants_prometheus(request, format):
+            if not every_tenant:
+                raise PermissionDenied(
+                    "the Prometheus series count every tenant's requests: they need an admin "
+                    "key; the JSON metrics show this key's tenant"
+                )
             # A scrape refreshes the dependency gauges (alerting on a dependency down).
             for service in (await check_health()).services:
                 request_metrics.dependency(service.name, service.status is not Status.UNHEALTHY)
             return Response(request_metrics.prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)  # type: ignore[arg-type]
-        return Response(request_metrics.snapshot())  # type: ignore[arg-type]
+        if every_tenant:
+            return Response(request_metrics.snapshot())  # type: ignore[arg-type]
+        return Response(request_metrics.tenant_snapshot(principal.tenant))  # type: ignore[arg-type]
