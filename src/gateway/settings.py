@@ -127,6 +127,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedder_query_threads: Annotated[int, msgspec.Meta(ge=0)] = 2
     """CPU threads the embedded embedder gives one chat query (0: all cores): its latency
     is every /v1/chat request's."""
+    embedder_fair_slice: Positive = 16
+    """Texts a tenant's document or /v1/embeddings work embeds before the next waiting
+    tenant (or the memory writer) gets its turn: another tenant waits at most one slice
+    per busy tenant, whatever one of them queued."""
+    embeddings_max_inputs: Positive = 2048
+    """Most texts in one /v1/embeddings request (400 above; OpenAI's limit)."""
+    embeddings_max_tokens: Positive = 300_000
+    """Most tokens, summed over the inputs, in one /v1/embeddings request (400 above;
+    OpenAI's limit)."""
     rag_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     """Document retrieval: dense + BM25 fused by reciprocal rank, or one of them."""
     rag_threshold: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.0
@@ -137,6 +146,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Tokens shared by consecutive chunks."""
     max_document_bytes: Positive = 10_485_760
     """Largest /v1/documents request (413 above)."""
+    max_document_chunks: Positive = 5_000
+    """Most chunks one document may make (400 above): about 4 MB of prose at the default
+    chunk size, and minutes of embedding on one core."""
     memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A memory this old counts half as much as a new one equally relevant."""
     recent_turns: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6
