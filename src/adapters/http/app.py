@@ -31,6 +31,7 @@ from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import handle_exception
 from adapters.http.observability import ASGIApp, InFlight, RequestObservability
 from adapters.http.services import Services
+from adapters.http.shutdown import stop_requests_after_grace
 from adapters.telemetry.metrics import RequestMetrics
 from domain.principal import Principal
 
@@ -56,6 +57,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services() as ready:
             current["services"] = ready
+            stop_requests_after_grace(in_flight, shutdown_grace_s)
             app.state.services = ready  # for guards, which get no dependencies
             # Known once the services are up; nothing stands in the way when it is off.
             untraced = observed.app

@@ -5,6 +5,7 @@ is counted, unknown routes and refused keys included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -30,6 +31,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = structlog.get_logger("gateway.access")
+_SHUTTING_DOWN = (
+    b'{"error":{"message":"the gateway is shutting down; retry","type":"server_error",'
+    b'"param":null,"code":"shutting_down"}}'
+)
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _random_bits = random.getrandbits
 
@@ -57,15 +62,29 @@ class InFlight:
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     def enter(self) -> None:
         self.count += 1
         self._idle.clear()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
 
     def leave(self) -> None:
         self.count -= 1
+        self._tasks.discard(asyncio.current_task())
         if self.count == 0:
             self._idle.set()
+
+    def cancel(self) -> int:
+        """Stop the requests still running (a shutdown past its grace period)."""
+        self.stopping = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def drained(self, timeout_s: float) -> bool:
         try:
@@ -91,11 +110,12 @@ class RequestObservability:
         request_id_text = request_id.decode()
         scope.setdefault("state", {})["request_id"] = request_id_text
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id),
@@ -110,6 +130,21 @@ class RequestObservability:
         self._in_flight.enter()
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not self._in_flight.stopping:
+                raise
+            # Stopped by a shutdown past its grace: an answer, not a server error.
+            if not responded:
+                status = 503
+                with contextlib.suppress(Exception):
+                    await send_with_id(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [(b"content-type", b"application/json")],
+                        }
+                    )
+                    await send_with_id({"type": "http.response.body", "body": _SHUTTING_DOWN})
         finally:
             self._in_flight.leave()
             elapsed = time.perf_counter() - started
