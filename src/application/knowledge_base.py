@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from application.fair_embedder import FairEmbedder
 from domain.documents import (
     K_RANGE,
     Chunk,
@@ -55,6 +56,8 @@ class KnowledgeBase:
         chunker: Chunker,
         *,
         max_document_chars: int = 2_000_000,
+        max_chunks: int = 5_000,
+        fair: FairEmbedder | None = None,
         threshold: float | None = None,
         mode: SearchMode = SearchMode.HYBRID,
     ) -> None:
@@ -62,6 +65,8 @@ class KnowledgeBase:
         self._index = index
         self._chunker = chunker
         self._max_chars = max_document_chars
+        self._max_chunks = max_chunks
+        self._fair = fair or FairEmbedder(embedder)
         self._threshold = threshold
         self._mode = mode
 
@@ -110,7 +115,15 @@ class KnowledgeBase:
         )
         if not chunks:
             raise InvalidRequest("the document has no text to index", param="text")
-        vectors = await self._embedder.embed_documents([c.text for c in chunks])
+        if len(chunks) > self._max_chunks:
+            raise InvalidRequest(
+                f"{new.source}: the document makes {len(chunks)} chunks; the limit is "
+                f"{self._max_chunks} (GATEWAY_MAX_DOCUMENT_CHUNKS)",
+                param="text",
+            )
+        # The tenant's turn on the shared embedder: nothing is written until every chunk
+        # has its vector, so an ingest cancelled here leaves the index as it was.
+        vectors = await self._fair.embed(principal.tenant, [c.text for c in chunks])
         await self._index.replace(document, chunks, vectors)
         return Ingested(document.id, document.source, len(chunks))
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from application.fair_embedder import MEMORY_LANE, FairEmbedder
 from domain.documents import Page
 from domain.errors import BackendUnavailable, InvalidRequest, NotFound
 from domain.memory import MEMORY_LIMIT_RANGE, Memory, MemoryHit, MemoryTurn, new_memory_id
@@ -36,10 +37,13 @@ class Memories:
         embedder: Embedder,
         clock: Clock,
         recent: RecentTurns | None = None,
+        *,
+        fair: FairEmbedder | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._embedder = embedder
+        self._fair = fair or FairEmbedder(embedder)
         self._clock = clock
         self._recent = recent
 
@@ -97,7 +101,7 @@ class Memories:
         memory = Memory(
             new_memory_id(), tenant, check_user_id(user_id), text, self._clock.now(), metadata or {}
         )
-        await self._store.add(memory, (await self._embedder.embed_documents([text]))[0])
+        await self._store.add(memory, (await self._fair.embed(tenant, [text]))[0])
         return memory
 
     async def list(
@@ -114,7 +118,7 @@ class Memories:
     async def update(self, tenant: str, user_id: str, memory_id: str, text: str) -> Memory:
         if not text.strip():
             raise InvalidRequest("the memory text is empty", param="text")
-        vector = (await self._embedder.embed_documents([text]))[0]
+        vector = (await self._fair.embed(tenant, [text]))[0]
         memory = await self._store.update(tenant, check_user_id(user_id), memory_id, text, vector)
         if memory is None:
             raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
@@ -152,10 +156,12 @@ class MemoryWriter:
         batch: int = 32,
         wait_s: float = 0.5,
         backoff_s: float = 1.0,
+        fair: FairEmbedder | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
-        self._embedder = embedder
+        # Turns of every tenant: the writer has a lane of its own on the shared embedder.
+        self._fair = fair or FairEmbedder(embedder)
         self._batch = batch
         self._wait_s = wait_s
         self._backoff_s = backoff_s
@@ -205,7 +211,7 @@ class MemoryWriter:
         """All at once; if that fails, one by one, so that one text the embedder
         refuses does not hold back the others (None where a text failed)."""
         try:
-            return list(await self._embedder.embed_documents(texts))
+            return list(await self._fair.embed(MEMORY_LANE, texts))
         except Exception as exc:
             if len(texts) == 1:
                 log.warning("embedding a memory failed: %s", exc)
@@ -213,7 +219,7 @@ class MemoryWriter:
         vectors: list[list[float] | None] = []
         for text in texts:
             try:
-                vectors.append((await self._embedder.embed_documents([text]))[0])
+                vectors.append((await self._fair.embed(MEMORY_LANE, [text]))[0])
             except Exception as exc:
                 log.warning("embedding a memory failed: %s", exc)
                 vectors.append(None)

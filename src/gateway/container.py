@@ -34,6 +34,7 @@ from application.access import AdmissionControl, KeyManagement, RequestLimits, T
 from application.chat_completions import ChatCompletions
 from application.check_health import CheckHealth
 from application.embeddings import CreateEmbeddings
+from application.fair_embedder import FairEmbedder
 from application.knowledge_base import KnowledgeBase
 from application.memories import Memories, MemoryWriter
 from application.model_router import ModelRouter
@@ -317,11 +318,11 @@ def recent_turns(settings: Settings, redis: Any) -> RecentTurns | None:
 
 
 async def memory_writer(
-    store: MemoryStore, queue: MemoryQueue, embedder: Embedder
+    store: MemoryStore, queue: MemoryQueue, fair: FairEmbedder
 ) -> AsyncIterator[MemoryWriter]:
     """The background writer: runs for the app's lifetime; at shutdown it stores what
     is still queued (bounded) before the stores close."""
-    writer = MemoryWriter(store, queue, embedder)
+    writer = MemoryWriter(store, queue, fair.embedder, fair=fair)
     task = asyncio.create_task(writer.run(), name="memory-writer")
     try:
         yield writer
@@ -436,32 +437,46 @@ class Container(containers.DeclarativeContainer):
     redis_client = providers.Resource(redis_client, settings)
     memory_queue = providers.Singleton(memory_queue, settings, redis_client)
     recent_turns = providers.Singleton(recent_turns, settings, redis_client)
-    memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, embedder)
+    # One for the process: its round-robin is across everything that embeds documents.
+    fair_embedder = providers.Singleton(
+        lambda s, e: FairEmbedder(e, slice_size=s.embedder_fair_slice), settings, embedder
+    )
+    memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, fair_embedder)
 
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
     chat_completions = providers.Singleton(ChatCompletions, model_router, request_metrics)
     knowledge_base = providers.Singleton(
-        lambda s, e, i: KnowledgeBase(
+        lambda s, e, i, f: KnowledgeBase(
             e,
             i,
             functools.partial(
                 chunk_text, max_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap
             ),
             max_document_chars=s.max_document_bytes,
+            max_chunks=s.max_document_chunks,
+            fair=f,
             threshold=s.rag_threshold or None,
             mode=SearchMode(s.rag_mode),
         ),
         settings,
         embedder,
         document_index,
+        fair_embedder,
     )
     memories = providers.Singleton(
-        Memories, memory_store, memory_queue, embedder, clock, recent_turns
+        Memories, memory_store, memory_queue, embedder, clock, recent_turns, fair=fair_embedder
     )
     create_embeddings = providers.Singleton(
-        lambda s, e: CreateEmbeddings(e, [a.strip() for a in s.embeddings_aliases.split(",")]),
+        lambda s, e, f: CreateEmbeddings(
+            e,
+            [a.strip() for a in s.embeddings_aliases.split(",")],
+            max_inputs=s.embeddings_max_inputs,
+            max_tokens=s.embeddings_max_tokens,
+            fair=f,
+        ),
         settings,
         embedder,
+        fair_embedder,
     )
     rate_limiter = providers.Singleton(rate_limiter, redis_client)
     key_store = providers.Resource(key_store, settings, redis_client)

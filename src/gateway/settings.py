@@ -146,6 +146,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedder_query_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
     """CPU threads the embedded embedder gives one chat query (0: all cores): its latency
     is every /v1/chat request's."""
+    embedder_fair_slice: Positive = 16
+    """Texts a tenant's document or /v1/embeddings work embeds before the next waiting
+    tenant (or the memory writer) gets its turn: another tenant waits at most one slice
+    per busy tenant, whatever one of them queued."""
+    embeddings_max_inputs: Positive = 2048
+    """Most texts in one /v1/embeddings request (400 above; OpenAI's limit)."""
+    embeddings_max_tokens: Positive = 300_000
+    """Most tokens, summed over the inputs, in one /v1/embeddings request (400 above;
+    OpenAI's limit)."""
     rag_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     """Document retrieval: dense + BM25 fused by reciprocal rank, or one of them."""
     rag_threshold: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.0
@@ -162,6 +171,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embeddings_aliases: str = "text-embedding-3-small,text-embedding-ada-002"
     """Comma-separated model names /v1/embeddings and /v1/models answer as the gateway's
     embedder (OpenAI's, so that clients defaulting to them work; empty: none)."""
+    max_document_chunks: Positive = 5_000
+    """Most chunks one document may make (400 above): about 4 MB of prose at the default
+    chunk size, and minutes of embedding on one core."""
     memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A memory this old counts half as much as a new one equally relevant."""
     recent_turns: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6

@@ -33,6 +33,7 @@ from adapters.http.errors import exception_handler
 from adapters.http.observability import InFlight, RequestObservability
 from adapters.http.request_bounds import RequestBounds
 from adapters.http.services import Services
+from adapters.http.shutdown import stop_requests_after_grace
 from adapters.telemetry.metrics import RequestMetrics
 from domain.principal import Principal
 
@@ -63,6 +64,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with services() as ready:
             current["services"] = ready
+            stop_requests_after_grace(in_flight, shutdown_grace_s)
             app.state.services = ready  # for guards, which get no dependencies
             # Known once the services are up; nothing stands in the way when it is off.
             untraced = observed.app

@@ -5,6 +5,7 @@ is counted, unknown routes and refused keys included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import re
@@ -27,6 +28,10 @@ SECURITY_HEADERS = (
 )
 
 log = structlog.get_logger("gateway.access")
+_SHUTTING_DOWN = (
+    b'{"error":{"message":"the gateway is shutting down; retry","type":"server_error",'
+    b'"param":null,"code":"shutting_down"}}'
+)
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _random_bits = random.getrandbits
 
@@ -54,15 +59,29 @@ class InFlight:
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     def enter(self) -> None:
         self.count += 1
         self._idle.clear()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
 
     def leave(self) -> None:
         self.count -= 1
+        self._tasks.discard(asyncio.current_task())
         if self.count == 0:
             self._idle.set()
+
+    def cancel(self) -> int:
+        """Stop the requests still running (a shutdown past its grace period)."""
+        self.stopping = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def drained(self, timeout_s: float) -> bool:
         try:
@@ -99,11 +118,12 @@ class RequestObservability:
         request_id_text = request_id.decode()
         scope.setdefault("state", {})["request_id"] = request_id_text
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id),
@@ -125,6 +145,21 @@ class RequestObservability:
                     await self.app(scope, bounded, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not self._in_flight.stopping:
+                raise
+            # Stopped by a shutdown past its grace: an answer, not a server error.
+            if not responded:
+                status = 503
+                with contextlib.suppress(Exception):
+                    await send_with_id(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [(b"content-type", b"application/json")],
+                        }
+                    )
+                    await send_with_id({"type": "http.response.body", "body": _SHUTTING_DOWN})
         finally:
             self._in_flight.leave()
             elapsed = time.perf_counter() - started

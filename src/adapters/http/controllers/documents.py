@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import Parameter
 
 from adapters.http.auth import requires
+from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import missing_field
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
@@ -72,6 +73,9 @@ async def _from_upload(request: Request[Any, Any, Any]) -> list[NewDocument]:
     documents = []
     for upload in files:
         name = upload.filename or "upload"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            # The name becomes the document's `source`, shown in answers and logs.
+            raise InvalidRequest(f"the file name {name!r} has control characters", param="file")
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise HTTPException(
                 status_code=415,
@@ -133,7 +137,8 @@ class DocumentsController(Controller):
                 status_code=415,
                 detail="Content-Type must be application/json or multipart/form-data",
             )
-        results = await knowledge_base.ingest(request.user, documents)
+        # A client gone stops the ingest; nothing of it is written (see KnowledgeBase).
+        results = await unless_disconnected(request, knowledge_base.ingest(request.user, documents))
         if batch:
             return Response(IngestedList(data=[_ingested(r) for r in results]), status_code=201)
         return Response(_ingested(results[0]), status_code=201)

@@ -10,6 +10,7 @@ from litestar import Controller, Request, post
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body
+from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import remember_admission
 from adapters.http.wire import EmbeddingOut, EmbeddingsIn, EmbeddingsOut, EmbeddingUsage
@@ -52,7 +53,10 @@ class EmbeddingsController(Controller):
         inputs = [data.input] if isinstance(data.input, str) else data.input
         tokens = estimate_tokens(inputs, max_tokens=None, default_max=0)
         remember_admission(request, await admission.admit(request.user, tokens))
-        result = await create_embeddings(inputs)
+        # A client gone stops its work: its turns on the shared embedder go to others.
+        result = await unless_disconnected(
+            request, create_embeddings(inputs, tenant=request.user.tenant)
+        )
         encode = _base64 if data.encoding_format == "base64" else list
         return EmbeddingsOut(
             data=[EmbeddingOut(index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)],
