@@ -107,12 +107,16 @@ def test_open_circuit_says_its_cooldown(fake_upstream: FakeUpstream, tmp_path: P
     )
     try:
         url = f"{gateway.url}{CHAT_PATH}"
-        assert httpx.post(url, headers=bearer(), json=chat_body("__status_500__")).status_code
+        # An upstream that is broken (every request fails), not one bad request: only
+        # that opens a circuit.
+        httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 500})
+        assert httpx.post(url, headers=bearer(), json=chat_body("hi")).status_code == 502
         refused = httpx.post(url, headers=bearer(), json=chat_body("hi"))
         error = assert_openai_error(refused, 503)
         assert "circuit" in error["message"]
         assert refused.headers["retry-after"] == str(COOLDOWN_S)
     finally:
+        httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 0})
         stop(gateway.process)  # type: ignore[arg-type]
 
 
