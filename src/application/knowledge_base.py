@@ -18,6 +18,7 @@ from domain.documents import (
     Scope,
     SearchMode,
     SearchQuery,
+    control_characters,
     document_id_for,
 )
 from domain.errors import InvalidRequest, NotFound, PermissionDenied
@@ -85,6 +86,12 @@ class KnowledgeBase:
         prefix = f"{where}." if where else ""
         if not new.source.strip():
             raise InvalidRequest("a document needs a non-empty `source`", param=f"{prefix}source")
+        hidden = control_characters(new.source)
+        if hidden:
+            raise InvalidRequest(
+                f"the source {new.source!r} has control characters ({', '.join(hidden)})",
+                param=f"{prefix}source",
+            )
         if not new.text.strip():
             raise InvalidRequest("the document is empty", param=f"{prefix}text")
         if len(new.text) > self._max_chars:

@@ -28,6 +28,13 @@ class SearchMode(Enum):
 _NAMESPACE = uuid.UUID("6f1c7f0e-2b1a-4c55-9d43-3c2f0f7b9a10")
 
 
+def control_characters(text: str) -> list[str]:
+    """The control characters in ``text`` (C0, DEL and C1), as ``\\xNN``: a document's
+    source is shown in answers, listings and log lines, so none may hide in it."""
+    found = {c for c in text if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F}
+    return [f"\\x{ord(c):02x}" for c in sorted(found)]
+
+
 def document_id_for(tenant: str, scope: Scope, source: str) -> str:
     """Stable: the same source ingested again by the same tenant is the same document."""
     owner = "*" if scope is Scope.GLOBAL else tenant

@@ -112,6 +112,84 @@ def test_unified_chat_refuses_an_unknown_field(fake_gateway: GatewayProcess, fie
     assert f"`{field}`" in body["message"]
 
 
+# Every body of the gateway's own refuses what it does not know, naming the field (the
+# path inside the body where it is nested). (method, path, key, body, the param named)
+UNKNOWN_FIELDS = [
+    ("POST", "/v1/documents", ADMIN_KEY, {"text": "t", "source": "s.md", "sorce": "x"}, "sorce"),
+    (
+        "POST",
+        "/v1/documents",
+        ADMIN_KEY,
+        {"documents": [{"text": "t", "source": "s.md", "tags": ["a"]}]},
+        "documents[0].tags",
+    ),
+    (
+        "POST",
+        "/v1/documents",
+        ADMIN_KEY,
+        {"documents": [{"text": "t", "source": "s.md"}], "mode": "append"},
+        "mode",
+    ),
+    ("POST", "/v1/rag/search", ADMIN_KEY, {"query": "q", "top_k": 3}, "top_k"),
+    ("POST", "/v1/embeddings", ADMIN_KEY, {"input": "hi", "dimension": 8}, "dimension"),
+    ("POST", "/v1/memories", ADMIN_KEY, {"user_id": "u", "text": "t", "ttl": 3}, "ttl"),
+    ("POST", "/v1/memories/search", ADMIN_KEY, {"user_id": "u", "query": "q", "k": 3}, "k"),
+    ("PUT", "/v1/memories/mem_x", ADMIN_KEY, {"user_id": "u", "text": "t", "pin": True}, "pin"),
+    ("POST", "/v1/keys", ADMIN_KEY, {"name": "n", "teir": "admin"}, "teir"),
+    (
+        "POST",
+        "/v1/chat",
+        ADMIN_KEY,
+        {"messages": [{"role": "user", "content": "hi", "nmae": "x"}], "user_id": "u"},
+        "messages[0].nmae",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key", "body", "field"),
+    UNKNOWN_FIELDS,
+    ids=[f"{m} {p} {f}" for m, p, _, _, f in UNKNOWN_FIELDS],
+)
+def test_every_body_refuses_an_unknown_field(
+    fake_gateway: GatewayProcess,
+    method: str,
+    path: str,
+    key: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = httpx.request(
+        method,
+        f"{fake_gateway.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    error = assert_openai_error(response, 400, param=field)
+    assert f"`{field.rsplit('.', 1)[-1]}`" in error["message"], error
+
+
+@pytest.mark.parametrize("source", ["two\nlines.md", "nul\x00.md", "c1\x85.md"])
+def test_a_json_document_source_with_control_characters_is_refused(
+    fake_gateway: GatewayProcess, source: str
+) -> None:
+    response = httpx.post(
+        f"{fake_gateway.url}/v1/documents",
+        json={"text": "hello", "source": source},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    error = assert_openai_error(response, 400, param="source")
+    assert "control characters" in error["message"], error
+    listed = httpx.get(
+        f"{fake_gateway.url}/v1/documents?limit=100",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    ).json()
+    assert not [d["source"] for d in listed["data"] if d["source"] == source]
+
+
 def test_chat_completions_still_forwards_unknown_parameters(
     fake_gateway: GatewayProcess,
 ) -> None:

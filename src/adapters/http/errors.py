@@ -105,13 +105,13 @@ def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
 
 
 EMPTY_BODY = "the request body is empty; expected a JSON object"
-_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 def missing_field(message: str) -> str | None:
-    """The field msgspec says is missing, if that is what it says."""
-    found = _MISSING_FIELD.search(message)
+    """The field msgspec says is missing (or unknown), if that is what it says."""
+    found = _NAMED_FIELD.search(message)
     return found.group(1) if found else None
 
 
@@ -125,8 +125,11 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     if param == "data" and detail == "'data'":
         # Litestar finds no body at all to give the handler ("data" is its name for it).
         return error_body(EMPTY_BODY, "invalid_request_error", None, "invalid_request")
+    named = missing_field(detail or "")
     if param == "data":
-        param = missing_field(detail or "")
+        param = named
+    elif param and named:
+        param = f"{param}.{named}"  # nested: `messages[0]` + `nmae`
     if param is None:
         named = _MISSING_PARAMETER.search(str(exc.detail))
         param = named.group(1) if named else None

@@ -33,6 +33,12 @@ StopSequence = Annotated[str, msgspec.Meta(max_length=STOP_MAX_CHARS)]
 Stop = StopSequence | Annotated[list[StopSequence], msgspec.Meta(max_length=STOP_MAX_SEQUENCES)]
 
 
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """A request body of the gateway's own: a field it does not know (a typo, a
+    parameter of another API) is a 400 naming it, never silently ignored. OpenAI's
+    chat completions body is the exception: unknown parameters go to the upstream."""
+
+
 class ChatMessage(msgspec.Struct, omit_defaults=True):
     role: Role
     content: str | list[dict[str, Any]] | None = None
@@ -171,14 +177,14 @@ class MetricsResponse(msgspec.Struct):
 Metadata = dict[str, str | int | float | bool | None]
 
 
-class DocumentIn(msgspec.Struct):
+class DocumentIn(Body):
     text: str
     source: str
     metadata: Metadata = {}
     scope: Literal["tenant", "global"] = "tenant"
 
 
-class DocumentsIn(msgspec.Struct):
+class DocumentsIn(Body):
     documents: Annotated[list[DocumentIn], msgspec.Meta(min_length=1, max_length=256)]
 
 
@@ -222,7 +228,7 @@ DateBound = str | float
 Filter = dict[str, str | int | float | bool | dict[str, DateBound] | None]
 
 
-class RagSearchIn(msgspec.Struct):
+class RagSearchIn(Body):
     query: Annotated[str, msgspec.Meta(min_length=1)]
     k: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
     filter: Filter = {}
@@ -243,7 +249,7 @@ class RagSearchOut(msgspec.Struct):
     object: Literal["list"] = "list"
 
 
-class EmbeddingsIn(msgspec.Struct):
+class EmbeddingsIn(Body):
     input: str | Annotated[list[str], msgspec.Meta(min_length=1)]
     model: str | None = None
     # Only the embedder's own dimension can be honoured (any other: 400).
@@ -279,7 +285,7 @@ Budget = Annotated[
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class UnifiedMessage(msgspec.Struct):
+class UnifiedMessage(Body):
     role: Literal["system", "developer", "user", "assistant"]
     content: str
 
@@ -368,13 +374,13 @@ class UnifiedMetadataEvent(msgspec.Struct):
 
 
 # --- memories -------------------------------------------------------------------------
-class MemoryIn(msgspec.Struct):
+class MemoryIn(Body):
     user_id: UserId
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
     metadata: Metadata = {}
 
 
-class MemoryUpdateIn(msgspec.Struct):
+class MemoryUpdateIn(Body):
     user_id: UserId
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 
@@ -394,7 +400,7 @@ class MemoryPage(msgspec.Struct):
     object: Literal["list"] = "list"
 
 
-class MemorySearchIn(msgspec.Struct):
+class MemorySearchIn(Body):
     user_id: UserId
     query: Annotated[str, msgspec.Meta(min_length=1)]
     limit: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
@@ -420,7 +426,7 @@ class Forgotten(msgspec.Struct):
 
 
 # --- managed keys ---------------------------------------------------------------------
-class KeyIn(msgspec.Struct):
+class KeyIn(Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     tier: Literal["standard", "developer", "admin"] = "standard"
     tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
