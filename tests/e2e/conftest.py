@@ -50,5 +50,15 @@ def fake_gateway(
     stop(gateway.process)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis for one module's gateways (each module its own: no shared keys)."""
+    from tests.contract.memory_fixtures import start_redis
+
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.kill()
+
+
 def gateway_in(tmp: Path, **env: str) -> GatewayProcess:
     return start_gateway(env, tmp)

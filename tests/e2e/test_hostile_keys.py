@@ -44,15 +44,6 @@ def gateway(
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.contract.memory_fixtures import start_redis
-
-    server = start_redis(tmp_path_factory.mktemp("redis-hostile"))
-    yield f"redis://127.0.0.1:{server.port}/0"
-    server.kill()
-
-
-@pytest.fixture(scope="module")
 def pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
@@ -246,6 +237,32 @@ def test_a_prompt_beyond_its_estimate_cannot_overspend_a_quota(
     print(f"prompt beyond its estimate: {len(admitted)} admitted, {spent} of {quota} used")
     assert admitted
     assert spent <= quota
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_refused_unified_chat_spends_nothing_streamed_or_not(
+    gateway: GatewayProcess, stream: bool
+) -> None:
+    """The upstream refuses the request (400) after retrieval: nothing was generated, so
+    nothing is charged, whether the refusal is an answer or an ``error`` event after the
+    stream's context event."""
+    key = create_key(gateway, token_quota=10_000, quota_period="day", max_tokens=50)
+    body = {
+        "messages": [{"role": "user", "content": "__status_400__"}],
+        "use_memory": False,
+        "use_rag": False,
+        "stream": stream,
+    }
+    response = httpx.post(
+        f"{gateway.url}/v1/chat", headers=bearer(key["key"]), json=body, timeout=30
+    )
+    if stream:
+        assert response.status_code == 200, response.text
+        assert "event: context" in response.text
+        assert "event: error" in response.text
+    else:
+        assert_openai_error(response, 400)
+    assert used(gateway, key["id"]) == 0
 
 
 def test_a_quota_keys_token_headers_report_its_quota(gateway: GatewayProcess) -> None:

@@ -22,15 +22,6 @@ TIGHT = '{"standard": {"requests_per_minute": 60, "tokens_per_minute": 1000000}}
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.contract.memory_fixtures import start_redis
-
-    server = start_redis(tmp_path_factory.mktemp("redis-limits"))
-    yield f"redis://127.0.0.1:{server.port}/0"
-    server.kill()
-
-
-@pytest.fixture(scope="module")
 def shared_pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:

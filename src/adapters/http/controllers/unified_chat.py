@@ -36,7 +36,7 @@ from application.access import AdmissionControl, Generation, GenerationAsk
 from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
 from domain.chat import Usage as DomainUsage
 from domain.context import ContextBundle
-from domain.errors import GatewayError, InvalidRequest
+from domain.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from domain.principal import Capability
 
 _encode = msgspec.json.Encoder().encode
@@ -229,10 +229,16 @@ class UnifiedChatController(Controller):
                 yield event(
                     _encode(UnifiedContextEvent(context=context_out(stream.context))), "context"
                 )
+                relayed = False
                 try:
                     async for payload in stream.chunks():
+                        relayed = True
                         yield event(payload, "chunk")
                 except GatewayError as exc:
+                    if not relayed and not isinstance(exc, UpstreamTimeout):
+                        # Refused before anything was generated: nothing spent, as when
+                        # not streaming.
+                        await settle(0)
                     _, body = status_and_body(exc)
                     yield event(_encode(body), "error")
                     return
