@@ -260,6 +260,13 @@ async def memory_store(
     settings: Settings, qdrant: Any, embedder: Embedder
 ) -> AsyncIterator[MemoryStore]:
     decay = DecayPolicy(half_life_s=settings.memory_half_life_days * 86_400)
+    if settings.memory_backend == "mem0":
+        mem0 = mem0_store(settings, embedder, decay)
+        try:
+            yield mem0
+        finally:
+            await mem0.close()
+        return
     if qdrant is not None:
         from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
 
@@ -274,6 +281,32 @@ async def memory_store(
         yield store
     finally:
         await store.close()
+
+
+def mem0_store(settings: Settings, embedder: Embedder, decay: DecayPolicy) -> Any:
+    """Mem0 (the ``[mem0]`` extra) in a Qdrant collection of its own: under the data
+    directory, or on QDRANT_URL's server; its fact extraction on the first upstream."""
+    try:
+        from adapters.memory.mem0_store import Mem0MemoryStore
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"GATEWAY_MEMORY_BACKEND=mem0 needs the [mem0] extra ({exc.name} is missing): "
+            "scripts/setup.sh --dev, or pip install -e '.[mem0]'"
+        ) from None
+    upstreams = settings.upstream_urls
+    if settings.mem0_extraction and not upstreams:
+        raise ConfigurationError("GATEWAY_MEM0_EXTRACTION needs MAX_SERVE_URL (its model)")
+    return Mem0MemoryStore(
+        settings.data_path / "mem0",
+        embedder,
+        extraction=settings.mem0_extraction,
+        llm_base_url=api_base(upstreams[0]) if upstreams else None,
+        llm_model=settings.default_model or None,
+        llm_api_key=settings.max_serve_api_key or None,
+        qdrant_url=settings.qdrant_url or None,
+        qdrant_api_key=settings.qdrant_api_key or None,
+        decay=decay,
+    )
 
 
 async def redis_client(settings: Settings) -> AsyncIterator[Any]:

@@ -176,6 +176,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     chunk size, and minutes of embedding on one core."""
     memory_half_life_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A memory this old counts half as much as a new one equally relevant."""
+    memory_backend: Literal["qdrant", "mem0"] = "qdrant"
+    """Where long-term memory is kept: ``qdrant`` (the gateway's own store on Qdrant Edge,
+    or on QDRANT_URL's server) or ``mem0`` (Mem0, the ``[mem0]`` extra, in a Qdrant
+    collection of its own: under GATEWAY_DATA_DIR, or on QDRANT_URL's server)."""
+    mem0_extraction: bool = False
+    """With ``mem0``: Mem0 distils each stored turn into facts with the inference
+    upstream's model (needs MAX_SERVE_URL); off, each turn is stored as it is."""
     recent_turns: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6
     """Latest turns of a user kept as short-term context (0: none)."""
     recent_ttl_s: Seconds = 3600.0
