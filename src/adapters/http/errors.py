@@ -125,11 +125,11 @@ def _validation_body(exc: ValidationException) -> dict[str, Any]:
     if param == "data" and detail == "'data'":
         # Litestar finds no body at all to give the handler ("data" is its name for it).
         return error_body(EMPTY_BODY, "invalid_request_error", None, "invalid_request")
-    named = missing_field(detail or "")
+    field = missing_field(detail or "")
     if param == "data":
-        param = named
-    elif param and named:
-        param = f"{param}.{named}"  # nested: `messages[0]` + `nmae`
+        param = field
+    elif param and field:
+        param = f"{param}.{field}"  # nested: `messages[0]` + `nmae`
     if param is None:
         named = _MISSING_PARAMETER.search(str(exc.detail))
         param = named.group(1) if named else None
