@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from application.fair_embedder import FairEmbedder
+from domain.chunking import TokenCounter
 from domain.documents import (
     K_RANGE,
     Chunk,
@@ -44,6 +46,30 @@ class Ingested:
     id: str
     source: str
     chunk_count: int
+
+
+class _Stopped(Exception):
+    """Raised in the chunking thread once the ingest that wanted the chunks is gone."""
+
+
+async def _stoppable(
+    chunk: Callable[[TokenCounter], list[Chunk]], count: TokenCounter
+) -> list[Chunk]:
+    """``chunk(count)`` on a thread. A cancelled await does not stop a thread, so the
+    thread's token counter (called for every piece) stops it instead: the thread ends
+    within a piece, not minutes later holding the process's exit."""
+    stop = threading.Event()
+
+    def counted(text: str) -> int:
+        if stop.is_set():
+            raise _Stopped
+        return count(text)
+
+    try:
+        return await asyncio.to_thread(chunk, counted)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 class KnowledgeBase:
@@ -116,9 +142,11 @@ class KnowledgeBase:
             scope=new.scope,
             metadata=dict(new.metadata),
         )
-        # Chunking a large document is CPU work: off the event loop.
-        chunks = await asyncio.to_thread(
-            self._chunker, document.id, document.text, self._embedder.count_tokens
+        # Chunking a large document is CPU work (seconds for megabytes): off the event
+        # loop, and stopped when the ingest is cancelled (a client gone, a shutdown).
+        chunks = await _stoppable(
+            lambda count: self._chunker(document.id, document.text, count),
+            self._embedder.count_tokens,
         )
         if not chunks:
             raise InvalidRequest("the document has no text to index", param="text")
