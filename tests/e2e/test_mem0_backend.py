@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +50,13 @@ def client(gateway: GatewayProcess, key: str) -> httpx.Client:
     return httpx.Client(base_url=gateway.url, headers=bearer(key), timeout=60)
 
 
+def chat(http: httpx.Client, user: str, content: str) -> dict[str, Any]:
+    body = {"messages": [{"role": "user", "content": content}], "user_id": user, "use_rag": False}
+    response = http.post("/v1/chat", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def test_memories_are_kept_in_mem0(gateway: GatewayProcess) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     with client(gateway, ALICE) as alice:
@@ -84,16 +92,8 @@ def test_memories_are_kept_in_mem0(gateway: GatewayProcess) -> None:
 def test_a_chat_turn_is_stored_in_mem0_and_recalled(gateway: GatewayProcess) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     with client(gateway, ALICE) as alice:
-        first = alice.post(
-            "/v1/chat",
-            json={
-                "messages": [{"role": "user", "content": "Remember: my dog is called Pixel"}],
-                "user_id": user,
-                "use_rag": False,
-            },
-        )
-        assert first.status_code == 200, first.text
-        assert first.json()["metadata"]["memory_stored"] is True
+        first = chat(alice, user, "Remember: my dog is called Pixel")
+        assert first["metadata"]["memory_stored"] is True
 
         def stored() -> list[dict[str, object]] | None:
             data = alice.get("/v1/memories", params={"user_id": user}).json()["data"]
@@ -102,19 +102,11 @@ def test_a_chat_turn_is_stored_in_mem0_and_recalled(gateway: GatewayProcess) -> 
         memories = eventually(stored, within_s=60)
         assert memories, "the turn was not stored"
         assert "Pixel" in str(memories[0]["text"]), memories
-        second = alice.post(
-            "/v1/chat",
-            json={
-                "messages": [{"role": "user", "content": "__echo__ What is my dog called?"}],
-                "user_id": user,
-                "use_rag": False,
-            },
-        )
-        assert second.status_code == 200, second.text
-        used = second.json()["context"]["memories"]
+        second = chat(alice, user, "__echo__ What is my dog called?")
+        used = second["context"]["memories"]
         assert any("Pixel" in m["text"] for m in used), used
         # The memory reached the model's prompt.
-        assert "Pixel" in second.json()["choices"][0]["message"]["content"]
+        assert "Pixel" in second["choices"][0]["message"]["content"]
 
 
 def test_health_names_the_memory_store(gateway: GatewayProcess) -> None:
