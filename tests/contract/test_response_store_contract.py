@@ -62,7 +62,8 @@ async def test_saving_again_replaces(store: ResponseStore) -> None:
     await store.save("acme", "resp_1", RECORD)
     await store.save("acme", "resp_1", {**RECORD, "messages": []})
     found = await store.get("acme", "resp_1")
-    assert found is not None and found["messages"] == []
+    assert found is not None
+    assert found["messages"] == []
 
 
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])

@@ -20,10 +20,10 @@ from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY
 from tests.e2e.openai_errors import assert_openai_error
 
 MODEL = "fake-model"
-WEATHER = {"name": "weather", "description": "The weather in a city",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
+WEATHER = {"name": "weather", "description": "The weather in a city", "input_schema": CITY}
 FUNCTION = {"type": "function", "name": "weather", "description": "The weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+            "parameters": CITY}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,8 @@ def anthropic_error(response: httpx.Response, status: int, kind: str) -> str:
     assert body["type"] == "error"
     assert body["error"]["type"] == kind, body
     message: str = body["error"]["message"]
-    assert message and "Traceback" not in message
+    assert message
+    assert "Traceback" not in message
     return message
 
 
@@ -66,7 +67,8 @@ def test_completions_pass_through(oai: openai.OpenAI, fake_upstream: FakeUpstrea
     assert completion.object == "text_completion"
     assert completion.choices[0].text == "tok0 tok1 tok2"
     assert completion.choices[0].finish_reason == "length"
-    assert completion.usage is not None and completion.usage.completion_tokens == 3
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 3
     sent = last_upstream_request(fake_upstream)
     assert sent["prompt"] == "Once upon"
     assert sent["max_tokens"] == 3
@@ -120,8 +122,8 @@ def test_a_managed_keys_allowed_models_hold_on_every_route(
                                               "messages": [{"role": "user", "content": "x"}]}),
             403, "permission_error",
         )  # fmt: skip
-        over = client.post("/v1/messages", json={"model": MODEL, "max_tokens": 21,
-                                                 "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+        one = [{"role": "user", "content": "x"}]
+        over = client.post("/v1/messages", json={"model": MODEL, "max_tokens": 21, "messages": one})
         assert "max_tokens" in anthropic_error(over, 400, "invalid_request_error")
         assert_openai_error(
             client.post("/v1/responses", json={"model": MODEL, "input": "x",
@@ -277,10 +279,9 @@ def test_messages_key_as_bearer_and_errors_in_anthropics_shape(
             model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}]
         )
         assert message.content[0].text == "tok0"  # type: ignore[union-attr]
-    with anthropic.Anthropic(base_url=fake_gateway.url, api_key="sk-wrong", max_retries=0) as bad:
-        with pytest.raises(anthropic.AuthenticationError) as refused:
-            bad.messages.create(model=MODEL, max_tokens=1,
-                                messages=[{"role": "user", "content": "Hi"}])  # fmt: skip
+    bad = anthropic.Anthropic(base_url=fake_gateway.url, api_key="sk-wrong", max_retries=0)
+    with bad, pytest.raises(anthropic.AuthenticationError) as refused:
+        bad.messages.create(model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}])
     assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     url = f"{fake_gateway.url}/v1/messages"
     anthropic_error(httpx.post(url, json={"model": MODEL}), 401, "authentication_error")
@@ -318,9 +319,9 @@ def test_an_unknown_model_is_anthropics_not_found(claude: anthropic.Anthropic) -
 
 
 def test_an_upstream_failure_mid_request_is_anthropics_error(claude: anthropic.Anthropic) -> None:
+    failing = [{"role": "user", "content": "__status_503__"}]
     with pytest.raises(anthropic.APIStatusError) as refused:
-        claude.messages.create(model=MODEL, max_tokens=5,
-                               messages=[{"role": "user", "content": "__status_503__"}])  # fmt: skip
+        claude.messages.create(model=MODEL, max_tokens=5, messages=failing)  # type: ignore[arg-type]
     assert refused.value.status_code == 503
     assert refused.value.body["type"] == "error"  # type: ignore[index]
     assert refused.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
@@ -340,7 +341,8 @@ def test_responses_create(oai: openai.OpenAI, fake_upstream: FakeUpstream) -> No
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
-    assert response.usage is not None and response.usage.output_tokens == 3
+    assert response.usage is not None
+    assert response.usage.output_tokens == 3
     sent = last_upstream_request(fake_upstream)
     assert sent["messages"] == [{"role": "system", "content": "Be brief."},
                                 {"role": "user", "content": "Hello"}]  # fmt: skip
@@ -358,7 +360,8 @@ def test_responses_stream(oai: openai.OpenAI) -> None:
                           "response.output_item.done", "response.completed"]  # fmt: skip
     assert final.status == "completed"
     assert final.output_text == "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 "
-    assert final.usage is not None and final.usage.output_tokens == 8
+    assert final.usage is not None
+    assert final.usage.output_tokens == 8
 
 
 def test_responses_raw_stream_ends_with_the_completed_response(oai: openai.OpenAI) -> None:

@@ -93,8 +93,8 @@ def test_function_tools_and_tool_choice() -> None:
     body = responses.chat_request(
         ask(tools=[TOOL], tool_choice={"type": "function", "name": "weather"})
     )
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "weather", "parameters": {"type": "object"}, "description": "The weather"}}]  # fmt: skip
+    function = {"name": "weather", "parameters": {"type": "object"}, "description": "The weather"}
+    assert body["tools"] == [{"type": "function", "function": function}]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
     assert responses.chat_request(ask(tools=[TOOL], tool_choice="required"))["tool_choice"] == (
         "required"
