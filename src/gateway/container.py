@@ -38,6 +38,7 @@ from application.fair_embedder import FairEmbedder
 from application.knowledge_base import KnowledgeBase
 from application.memories import Memories, MemoryWriter
 from application.model_router import ModelRouter
+from application.protocols.client_context import ClientContext
 from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
 from domain.chunking import chunk_text
@@ -514,6 +515,13 @@ class Container(containers.DeclarativeContainer):
         settings, chat_completions, embedder, knowledge_base, memories, clock,
     )  # fmt: skip
     response_store = providers.Singleton(response_store, settings, redis_client)
+    client_context = providers.Singleton(
+        lambda s, unified, memories, clock: ClientContext(
+            unified, memories, clock,
+            budget_ms=s.chat_budget_ms, retrieval_share=s.retrieval_share,
+        ),
+        settings, unified_chat, memories, clock,
+    )  # fmt: skip
     check_health = providers.Singleton(
         lambda models, *probes: CheckHealth(health_probes(models, *probes), __version__),
         chat_models, embedder, document_index, memory_store, memory_queue,
@@ -553,6 +561,7 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             key_management=await _resolve(container.key_management),
             trace_requests=tracer.middleware if tracer is not None else None,
             response_store=await _resolve(container.response_store),
+            client_context=await _resolve(container.client_context),
         )
         # What start-up built lives as long as the process: out of the collector's
         # way, each collection walks only what requests allocate (-6% CPU a request).

@@ -144,13 +144,25 @@ def create_app(
         ),
         cors_config=CORSConfig(
             allow_origins=cors_origins,
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "x-api-key"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "x-api-key",
+                "X-Gateway-User-Id",
+                "X-Gateway-Memory",
+                "X-Gateway-RAG",
+            ],  # fmt: skip
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
                 "x-ratelimit-limit-requests",
                 "x-ratelimit-remaining-requests",
                 "x-ratelimit-reset-requests",
+                "x-gateway-stages",
+                "x-gateway-context",
+                "x-gateway-degraded",
+                "x-gateway-memory-id",
             ],
         )
         if cors_origins

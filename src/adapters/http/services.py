@@ -14,6 +14,7 @@ from application.embeddings import CreateEmbeddings
 from application.knowledge_base import KnowledgeBase
 from application.memories import Memories
 from application.model_router import ModelRouter
+from application.protocols.client_context import ClientContext
 from application.unified_chat import UnifiedChat
 from ports.response_store import ResponseStore
 
@@ -36,3 +37,5 @@ class Services:
     trace_requests: Callable[[ASGIApp], ASGIApp] | None = None
     # /v1/responses' stored responses (none: nothing is stored).
     response_store: ResponseStore | None = None
+    # Memory and RAG for standard clients, asked for with X-Gateway-* headers.
+    client_context: ClientContext | None = None

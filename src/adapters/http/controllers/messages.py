@@ -13,6 +13,7 @@ from litestar.openapi import ResponseSpec
 from litestar.response import Stream
 
 from adapters.http.auth import requires
+from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import status_and_body
@@ -129,9 +130,12 @@ class MessagesController(Controller):
             max_tokens=data.max_tokens,
         )
         chat_completions = services.chat_completions
+        context = augmented(request, services)  # memory and RAG, when asked for
         async with admitted_generation(request, services.admission, ask) as grant:
             if grant.max_tokens is not None:
                 body["max_tokens"] = grant.max_tokens
+            if context is not None:
+                body = await context.prepare(body)
             chat = ChatRequest(body)
             if chat.stream:
                 stream: ChatStream = await chat_completions.stream(chat)
@@ -142,17 +146,22 @@ class MessagesController(Controller):
                 async def close() -> None:
                     await stream.aclose()
                     await settle(stream.usage.total_tokens if stream.usage else None)
+                    if context is not None:
+                        await context.remember(stream.content, stream.finish_reason)
 
                 translator = anthropic.MessageStream(stream.model or data.model)
                 return Stream(
                     message_events(translator, first, chunks, close),
                     media_type="text/event-stream",
-                    headers=SSE_HEADERS,
+                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
                 )  # type: ignore[return-value]
             completion = await unless_disconnected(request, chat_completions.complete(chat))
             grant.record(completion.usage.total_tokens if completion.usage else None)
+        if context is not None:
+            await context.remember(completion.content, completion.finish_reason)
         answer = anthropic.message(_decode_object(completion.body), completion.model)
-        return Response(content=answer)  # type: ignore[arg-type]
+        headers = context.headers() if context is not None else None
+        return Response(content=answer, headers=headers)  # type: ignore[arg-type]
 
     @post(
         "/count_tokens",

@@ -13,6 +13,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
+from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import status_and_body
@@ -141,9 +142,12 @@ class ResponsesController(Controller):
         )
         response_id, created = responses.new_id("resp"), int(time.time())
         chat_completions = services.chat_completions
+        context = augmented(request, services)  # memory and RAG, when asked for
         async with admitted_generation(request, services.admission, ask) as grant:
             if grant.max_tokens is not None:
                 body["max_tokens"] = grant.max_tokens
+            if context is not None:
+                body = await context.prepare(body)
             chat = ChatRequest(body)
             if chat.stream:
                 stream: ChatStream = await chat_completions.stream(chat)
@@ -154,6 +158,8 @@ class ResponsesController(Controller):
                 async def close() -> None:
                     await stream.aclose()
                     await settle(stream.usage.total_tokens if stream.usage else None)
+                    if context is not None:
+                        await context.remember(stream.content, stream.finish_reason)
 
                 async def kept(response: dict[str, Any]) -> None:
                     conversation = responses.conversation(history, asked, response["output"])
@@ -163,16 +169,19 @@ class ResponsesController(Controller):
                 return Stream(
                     response_events(responses.ResponseStream(envelope), first, chunks, close, kept),
                     media_type="text/event-stream",
-                    headers=SSE_HEADERS,
+                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
                 )  # type: ignore[return-value]
             completion = await unless_disconnected(request, chat_completions.complete(chat))
             grant.record(completion.usage.total_tokens if completion.usage else None)
+        if context is not None:
+            await context.remember(completion.content, completion.finish_reason)
         answer = responses.response(
             asked, _decode_object(completion.body), response_id, completion.model, created
         )
         conversation = responses.conversation(history, asked, answer["output"])
         await _keep(store, principal, answer, conversation)
-        return Response(content=answer)  # type: ignore[arg-type]
+        headers = context.headers() if context is not None else None
+        return Response(content=answer, headers=headers)  # type: ignore[arg-type]
 
     @get(
         "/{response_id:str}",
