@@ -152,7 +152,7 @@ def create_app(
                 "X-Gateway-User-Id",
                 "X-Gateway-Memory",
                 "X-Gateway-RAG",
-            ],  # fmt: skip
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
