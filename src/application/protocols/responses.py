@@ -344,7 +344,8 @@ class ResponseStream:
         return {"type": kind, "sequence_number": self._sequence - 1, **fields}
 
     def _snapshot(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.response))  # type: ignore[no-any-return]
+        # The items in ``output`` are not changed once in it: copying the list will do.
+        return {**self.response, "output": list(self.response["output"])}
 
     def start(self) -> list[Event]:
         return [
