@@ -128,3 +128,5 @@ class ConfigurationError(GatewayError):
 
 class TextCompletionsUnsupported(InvalidRequest):
     """The routed upstream does not serve the legacy ``/v1/completions``."""
+
+    code = "completions_unsupported"

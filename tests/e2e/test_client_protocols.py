@@ -150,7 +150,9 @@ def test_an_upstream_without_completions_is_a_clear_400(
                     f"{gateway.url}/v1/completions", headers=bearer(),
                     json={"model": MODEL, "prompt": "x", "stream": stream},
                 )  # fmt: skip
-                error = assert_openai_error(refused, 400, param="model")
+                error = assert_openai_error(
+                    refused, 400, param="model", code="completions_unsupported"
+                )
                 assert "/v1/completions" in error["message"]
             chat = httpx.post(
                 f"{gateway.url}/v1/chat/completions", headers=bearer(),
