@@ -487,3 +487,79 @@ def test_hostile_responses_requests_are_refused_naming_the_field(
         assert error["param"] == param, error
     else:
         assert "bogus" in error["message"]
+
+
+# --- failures once streaming, and stored responses shared through Redis ---------------
+
+
+def test_a_stream_failing_midway_ends_with_anthropics_error_event(
+    fake_gateway: GatewayProcess,
+) -> None:
+    # The upstream ends the answer without a finish_reason: cut, not finished.
+    response = httpx.post(
+        f"{fake_gateway.url}/v1/messages", headers={"x-api-key": STANDARD_KEY}, timeout=30,
+        json={"model": MODEL, "max_tokens": 50, "stream": True,
+              "messages": [{"role": "user", "content": "__cut_stream__"}]},
+    )  # fmt: skip
+    assert response.status_code == 200
+    payloads = sse_chunks(response.text)
+    assert payloads[0]["type"] == "message_start"
+    assert payloads[-1]["type"] == "error"
+    assert payloads[-1]["error"]["type"] == "api_error"
+    assert "finish" in payloads[-1]["error"]["message"]
+    assert "message_stop" not in [p["type"] for p in payloads]
+
+
+def test_a_stream_failing_midway_ends_with_response_failed(fake_gateway: GatewayProcess) -> None:
+    response = httpx.post(
+        f"{fake_gateway.url}/v1/responses", headers=bearer(), timeout=30,
+        json={"model": MODEL, "input": "__cut_stream__", "stream": True},
+    )  # fmt: skip
+    assert response.status_code == 200
+    payloads = sse_chunks(response.text)
+    assert payloads[0]["type"] == "response.created"
+    assert [p["type"] for p in payloads[-2:]] == ["error", "response.failed"]
+    assert payloads[-1]["response"]["status"] == "failed"
+    assert "response.completed" not in [p["type"] for p in payloads]
+    # A failed answer is not stored.
+    stored = httpx.get(
+        f"{fake_gateway.url}/v1/responses/{payloads[0]['response']['id']}", headers=bearer()
+    )
+    assert_openai_error(stored, 404)
+
+
+@pytest.fixture(scope="module")
+def redis_pair(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    from tests.contract.memory_fixtures import start_redis
+
+    redis = start_redis(tmp_path_factory.mktemp("redis-responses"))
+    env = {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": MODEL,
+           "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "QDRANT_URL": ""}  # fmt: skip
+    first = start_gateway(env, tmp_path_factory.mktemp("responses-a"))
+    second = start_gateway(env, tmp_path_factory.mktemp("responses-b"))
+    yield first, second
+    stop(first.process)  # type: ignore[arg-type]
+    stop(second.process)  # type: ignore[arg-type]
+    redis.kill()
+
+
+@pytest.mark.redis
+def test_a_response_stored_by_one_instance_is_continued_on_another(
+    redis_pair: tuple[GatewayProcess, GatewayProcess], fake_upstream: FakeUpstream
+) -> None:
+    first, second = redis_pair
+    with (
+        openai.OpenAI(base_url=f"{first.url}/v1", api_key=STANDARD_KEY, max_retries=0) as a,
+        openai.OpenAI(base_url=f"{second.url}/v1", api_key=STANDARD_KEY, max_retries=0) as b,
+    ):
+        stored = a.responses.create(model=MODEL, input="Remember: blue.", max_output_tokens=2)
+        assert b.responses.retrieve(stored.id).output_text == "tok0 tok1"
+        b.responses.create(model=MODEL, input="Which colour?", previous_response_id=stored.id)
+        sent = last_upstream_request(fake_upstream)
+        assert [m["content"] for m in sent["messages"]] == [
+            "Remember: blue.", "tok0 tok1", "Which colour?"]  # fmt: skip
+        b.responses.delete(stored.id)
+        with pytest.raises(openai.NotFoundError):
+            a.responses.retrieve(stored.id)
