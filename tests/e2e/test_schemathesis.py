@@ -181,6 +181,27 @@ def test_streamed_answers_pass_the_same_checks(api_schema: Any, label: str) -> N
     assert response.text.rstrip().endswith("data: [DONE]")
 
 
+@pytest.mark.parametrize(
+    ("label", "body"),
+    [
+        ("POST /v1/completions", {"prompt": "hi", "stream": True}),
+        ("POST /v1/responses", {"input": "hi", "stream": True}),
+        ("POST /v1/messages", {"model": "fake-model", "max_tokens": 8, "stream": True,
+                               "messages": [{"role": "user", "content": "hi"}]}),
+    ],
+)  # fmt: skip
+def test_the_client_protocols_streams_pass_the_same_checks(
+    api_schema: Any, label: str, body: dict[str, Any]
+) -> None:
+    case = api_schema.find_operation_by_label(label).Case(
+        body=body, media_type="application/json", headers=bearer(DEVELOPER_KEY)
+    )
+    response = case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 200
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert response.text.count("data: ") >= 3
+
+
 def test_every_documented_refusal_is_openai_error_body(fuzzed_gateway: GatewayProcess) -> None:
     document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
     error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
