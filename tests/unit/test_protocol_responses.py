@@ -103,8 +103,14 @@ def test_function_tools_and_tool_choice() -> None:
 
 def test_a_tool_other_than_a_function_is_refused() -> None:
     with pytest.raises(UnsupportedParameter) as refused:
-        responses.chat_request(ask(tools=[{"type": "web_search", "name": "w"}]))
-    assert refused.value.param == "tools[0].type"
+        responses.chat_request(ask(tools=[TOOL, {"type": "web_search"}]))
+    assert refused.value.param == "tools[1].type"
+
+
+def test_a_function_tool_needs_a_name() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        responses.chat_request(ask(tools=[{"type": "function", "parameters": {}}]))
+    assert refused.value.param == "tools[0].name"
 
 
 @pytest.mark.parametrize(

@@ -171,7 +171,7 @@ class ResponsesTool(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     """A function tool (the only kind translated; another type is a 400)."""
 
     type: str
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None

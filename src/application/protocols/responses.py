@@ -147,6 +147,10 @@ def chat_request(
                     "are supported",
                     param=f"tools[{number}].type",
                 )
+            if not tool.get("name"):
+                raise InvalidRequest(
+                    f"tools[{number}] needs a `name`", param=f"tools[{number}].name"
+                )
             function = {"name": tool["name"], "parameters": tool.get("parameters") or {}}
             for name in ("description", "strict"):
                 if tool.get(name) is not None:
