@@ -564,3 +564,34 @@ def test_a_response_stored_by_one_instance_is_continued_on_another(
         b.responses.delete(stored.id)
         with pytest.raises(openai.NotFoundError):
             a.responses.retrieve(stored.id)
+
+
+@pytest.mark.redis
+def test_with_redis_down_answers_still_come_unstored(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.contract.memory_fixtures import start_redis
+
+    redis = start_redis(tmp_path_factory.mktemp("redis-down"))
+    gateway = start_gateway(
+        {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": MODEL,
+         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "QDRANT_URL": ""},
+        tmp_path_factory.mktemp("redis-down-gw"),
+    )  # fmt: skip
+    try:
+        with openai.OpenAI(
+            base_url=f"{gateway.url}/v1", api_key=STANDARD_KEY, max_retries=0
+        ) as client:
+            kept = client.responses.create(model=MODEL, input="x", max_output_tokens=1)
+            assert client.responses.retrieve(kept.id).id == kept.id
+            redis.kill()
+            answered = client.responses.create(model=MODEL, input="x", max_output_tokens=1)
+            assert answered.output_text == "tok0"
+            with client.responses.stream(model=MODEL, input="x") as stream:
+                assert stream.get_final_response().status == "completed"
+            refused = httpx.get(f"{gateway.url}/v1/responses/{kept.id}", headers=bearer())
+            assert_openai_error(refused, 503)
+            assert "retry-after" in refused.headers
+    finally:
+        stop(gateway.process)  # type: ignore[arg-type]
+        redis.kill()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.response import Stream
 
@@ -25,11 +26,12 @@ from adapters.http.sse import SSE_HEADERS, event, first_chunk
 from application.access import GenerationAsk
 from application.protocols import responses
 from domain.chat import ChatRequest
-from domain.errors import GatewayError, InvalidRequest, NotFound
+from domain.errors import BackendUnavailable, GatewayError, InvalidRequest, NotFound
 from domain.principal import Capability, Principal
 from ports.chat_model import ChatStream
 from ports.response_store import ResponseStore
 
+log = structlog.get_logger("gateway.http")
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -50,10 +52,15 @@ async def _keep(
     response: dict[str, Any],
     conversation: list[dict[str, Any]],
 ) -> None:
-    if store is not None:
+    if store is None:
+        return
+    try:
         await store.save(
             principal.tenant, response["id"], {"response": response, "messages": conversation}
         )
+    except BackendUnavailable as exc:
+        # The answer is generated: the client gets it, unstored, rather than an error.
+        log.warning("response_not_stored", response_id=response["id"], reason=exc.message)
 
 
 async def response_events(
