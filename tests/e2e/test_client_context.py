@@ -105,6 +105,29 @@ def test_the_turn_is_stored_write_behind(fake_gateway: GatewayProcess) -> None:
     assert "My cat is Tom." in memory["text"]
 
 
+def test_a_streamed_turn_is_stored_too(fake_gateway: GatewayProcess) -> None:
+    user_id = f"carol-{uuid.uuid4().hex[:8]}"
+    with httpx.stream(
+        "POST", f"{fake_gateway.url}/v1/chat/completions", headers=asked(user_id, rag=False),
+        json={"model": MODEL, "stream": True,
+              "messages": [{"role": "user", "content": "My dog is Rex."}]},
+        timeout=30,
+    ) as streamed:  # fmt: skip
+        assert "memory_retrieval" in stages(streamed.headers)
+        streamed.read()
+
+    def listed() -> list[Any] | None:
+        page = httpx.get(
+            f"{fake_gateway.url}/v1/memories", params={"user_id": user_id},
+            headers=bearer(DEVELOPER_KEY),
+        ).json()  # fmt: skip
+        return page["data"] or None
+
+    memories = eventually(listed)
+    assert memories is not None
+    assert "My dog is Rex." in memories[0]["text"]
+
+
 def test_never_on_unless_asked(fake_gateway: GatewayProcess, user: str) -> None:
     for headers in ({**bearer(DEVELOPER_KEY), "X-Gateway-User-Id": user},
                     asked(user, memory=False, rag=False)):  # fmt: skip

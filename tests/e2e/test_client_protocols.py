@@ -123,6 +123,11 @@ def test_a_managed_keys_allowed_models_hold_on_every_route(
             403, "permission_error",
         )  # fmt: skip
         one = [{"role": "user", "content": "x"}]
+        anthropic_error(
+            client.post("/v1/messages/count_tokens", json={"model": "fake-model-2",
+                                                           "messages": one}),
+            403, "permission_error",
+        )  # fmt: skip
         over = client.post("/v1/messages", json={"model": MODEL, "max_tokens": 21, "messages": one})
         assert "max_tokens" in anthropic_error(over, 400, "invalid_request_error")
         assert_openai_error(

@@ -31,8 +31,8 @@ from adapters.http.sse import SSE_HEADERS, event, first_chunk
 from application.access import GenerationAsk, prompt_estimate
 from application.protocols import anthropic
 from domain.chat import ChatRequest
-from domain.errors import GatewayError
-from domain.principal import Capability
+from domain.errors import GatewayError, ModelNotAllowed
+from domain.principal import Capability, Principal
 from ports.chat_model import ChatStream
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
@@ -183,6 +183,9 @@ class MessagesController(Controller):
     ) -> TokenCount:
         data = strictly(await request.body(), CountTokensRequest)
         asked = msgspec.to_builtins(data)
+        principal: Principal = request.user
+        if not principal.may_use(data.model):
+            raise ModelNotAllowed(f"this key may not use the model `{data.model}`", param="model")
         await services.chat_completions.resolve(data.model)
         texts = anthropic.prompt_texts(asked)
         return TokenCount(input_tokens=max(1, prompt_estimate(texts)))
