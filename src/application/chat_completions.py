@@ -7,11 +7,12 @@ from typing import TypeVar
 
 from application.model_router import ModelRouter
 from domain.chat import ChatRequest, Completion
-from domain.errors import UpstreamOverloaded, UpstreamUnavailable
-from ports.chat_model import ChatModel, ChatStream
+from domain.errors import TextCompletionsUnsupported, UpstreamOverloaded, UpstreamUnavailable
+from ports.chat_model import ChatModel, ChatStream, TextCompletionModel
 from ports.telemetry import Telemetry
 
 T = TypeVar("T")
+U = TypeVar("U", bound=ChatModel | TextCompletionModel)
 
 
 class ChatCompletions:
@@ -25,7 +26,7 @@ class ChatCompletions:
         self._telemetry = telemetry
 
     async def _first_answering(
-        self, model: str, upstreams: list[ChatModel], call: Callable[[ChatModel], Awaitable[T]]
+        self, model: str, upstreams: list[U], call: Callable[[U], Awaitable[T]]
     ) -> T:
         for number, upstream in enumerate(upstreams, 1):
             try:
@@ -35,7 +36,10 @@ class ChatCompletions:
                     raise
                 if self._telemetry is not None:
                     self._telemetry.event(
-                        "failover", model, from_upstream=upstream.name, reason=exc.message
+                        "failover",
+                        model,
+                        from_upstream=str(getattr(upstream, "name", "")),
+                        reason=exc.message,
                     )
         raise AssertionError("a model is routed to at least one upstream")
 
@@ -56,3 +60,28 @@ class ChatCompletions:
         model, upstreams = await self._router.route(request.model)
         body = request.routed_to(model)
         return await self._first_answering(model, upstreams, lambda u: u.stream(body))
+
+    async def _text_upstreams(self, request: ChatRequest) -> tuple[str, list[TextCompletionModel]]:
+        model, upstreams = await self._router.route(request.model)
+        serving: list[TextCompletionModel] = [
+            u for u in upstreams if isinstance(u, TextCompletionModel)
+        ]
+        if not serving:
+            raise TextCompletionsUnsupported(
+                f"the upstream serving `{model}` does not serve /v1/completions; "
+                "use /v1/chat/completions",
+                param="model",
+            )
+        return model, serving
+
+    async def complete_text(self, request: ChatRequest) -> Completion:
+        """Legacy ``/v1/completions`` (``request`` is its body), with the same routing
+        and failover as chat; a 400 when no upstream of the model serves it."""
+        model, upstreams = await self._text_upstreams(request)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.complete_text(body))
+
+    async def stream_text(self, request: ChatRequest) -> ChatStream:
+        model, upstreams = await self._text_upstreams(request)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.stream_text(body))

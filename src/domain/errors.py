@@ -124,3 +124,9 @@ class QuotaExceeded(GatewayError):
 
 class ConfigurationError(GatewayError):
     """A setting is missing or malformed; the gateway refuses to start."""
+
+
+class TextCompletionsUnsupported(InvalidRequest):
+    """The routed upstream does not serve the legacy ``/v1/completions``."""
+
+    code = "completions_unsupported"

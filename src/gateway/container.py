@@ -38,6 +38,7 @@ from application.fair_embedder import FairEmbedder
 from application.knowledge_base import KnowledgeBase
 from application.memories import Memories, MemoryWriter
 from application.model_router import ModelRouter
+from application.protocols.client_context import ClientContext
 from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
 from domain.chunking import chunk_text
@@ -61,6 +62,7 @@ from ports.memory_queue import MemoryQueue
 from ports.memory_store import MemoryStore
 from ports.rate_limiter import RateLimiter
 from ports.recent_turns import RecentTurns
+from ports.response_store import ResponseStore
 
 log = logging.getLogger("gateway")
 
@@ -350,6 +352,15 @@ def recent_turns(settings: Settings, redis: Any) -> RecentTurns | None:
     return RedisRecentTurns(redis, turns=settings.recent_turns, ttl_s=settings.recent_ttl_s)
 
 
+def response_store(settings: Settings, redis: Any) -> ResponseStore:
+    """/v1/responses' stored responses: in Redis with REDIS_URL, else in process."""
+    from adapters.responses.stores import InProcessResponseStore, RedisResponseStore
+
+    if redis is None:
+        return InProcessResponseStore(settings.responses_ttl_s, settings.responses_max)
+    return RedisResponseStore(redis, ttl_s=settings.responses_ttl_s)
+
+
 async def memory_writer(
     store: MemoryStore, queue: MemoryQueue, fair: FairEmbedder
 ) -> AsyncIterator[MemoryWriter]:
@@ -536,6 +547,14 @@ class Container(containers.DeclarativeContainer):
         ),
         settings, chat_completions, embedder, knowledge_base, memories, clock,
     )  # fmt: skip
+    response_store = providers.Singleton(response_store, settings, redis_client)
+    client_context = providers.Singleton(
+        lambda s, unified, memories, clock: ClientContext(
+            unified, memories, clock,
+            budget_ms=s.chat_budget_ms, retrieval_share=s.retrieval_share,
+        ),
+        settings, unified_chat, memories, clock,
+    )  # fmt: skip
     check_health = providers.Singleton(
         lambda models, *probes: CheckHealth(health_probes(models, *probes), __version__),
         chat_models, embedder, document_index, memory_store, memory_queue,
@@ -574,6 +593,8 @@ async def open_services(container: Container) -> AsyncIterator[Services]:
             admission=await _resolve(container.admission),
             key_management=await _resolve(container.key_management),
             trace_requests=tracer.middleware if tracer is not None else None,
+            response_store=await _resolve(container.response_store),
+            client_context=await _resolve(container.client_context),
         )
         # What start-up built lives as long as the process: out of the collector's
         # way, each collection walks only what requests allocate (-6% CPU a request).

@@ -197,6 +197,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Share of the budget that embedding + retrieval may use (generation gets the rest)."""
     context_tokens: Positive = 1500
     """Most tokens of retrieved context put before the model."""
+    responses_ttl_s: Seconds = 2_592_000.0
+    """How long /v1/responses keeps a stored response (store: true) for
+    previous_response_id and GET /v1/responses/{id} (30 days, as OpenAI)."""
+    responses_max: Positive = 10_000
+    """Most responses kept in process without REDIS_URL (the oldest dropped first)."""
 
     @property
     def production(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domain.chat import Completion, ModelCard, Usage
 from domain.health import ServiceHealth
@@ -59,3 +59,15 @@ class ChatModel(Protocol):
     async def list_models(self) -> Sequence[ModelCard]: ...
 
     async def check(self) -> ServiceHealth: ...
+
+
+@runtime_checkable
+class TextCompletionModel(Protocol):
+    """An upstream that also serves OpenAI's legacy ``/v1/completions`` (llama.cpp's
+    server, MAX Serve, vLLM). ``body`` is a completion request routed to one of its
+    models; the answer and the stream chunks are the upstream's, relayed as they are.
+    An upstream answering that it has no such route raises ``TextCompletionsUnsupported``."""
+
+    async def complete_text(self, body: Mapping[str, Any]) -> Completion: ...
+
+    async def stream_text(self, body: Mapping[str, Any]) -> ChatStream: ...

@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config._phases import DEFAULT_UNEXPECTED_METHODS
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from adapters.http import wire
+from adapters.http import protocol_wire, wire
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import bearer
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY
@@ -63,7 +63,16 @@ OPERATIONS = {
     "GET /health/live": False,
     "GET /health/ready": False,
     "GET /metrics": True,
+    "POST /v1/completions": True,
+    "POST /v1/messages": True,
+    "POST /v1/messages/count_tokens": True,
+    "POST /v1/responses": True,
+    "GET /v1/responses/{response_id}": False,
+    "DELETE /v1/responses/{response_id}": False,
 }
+# Anthropic's routes answer refusals in Anthropic's shape, as its SDKs read them.
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+ANTHROPIC_ERROR_FIELDS = {"type", "message"}
 
 
 def key_for(label: str) -> str:
@@ -77,11 +86,18 @@ KNOWN_BUGS: dict[tuple[str, GenerationMode], str] = {}
 def openai_error_body(
     ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> None:
-    """Every refusal is ``{"error": {message, type, param, code}}``."""
+    """Every refusal is ``{"error": {message, type, param, code}}`` (Anthropic's
+    ``{"type": "error", "error": {type, message}}`` on its routes)."""
     if response.status_code < 400:
         return
     assert response.headers.get("content-type", [""])[0].startswith("application/json")
     body = response.json()
+    if case.operation.path in ANTHROPIC_PATHS:
+        assert set(body) == {"type", "error"}, body
+        assert body["type"] == "error", body
+        assert set(body["error"]) == ANTHROPIC_ERROR_FIELDS, body
+        assert body["error"]["message"], body
+        return
     assert set(body) == {"error"}, body
     assert set(body["error"]) == ERROR_FIELDS, body
     assert body["error"]["message"], body
@@ -165,16 +181,39 @@ def test_streamed_answers_pass_the_same_checks(api_schema: Any, label: str) -> N
     assert response.text.rstrip().endswith("data: [DONE]")
 
 
+@pytest.mark.parametrize(
+    ("label", "body"),
+    [
+        ("POST /v1/completions", {"prompt": "hi", "stream": True}),
+        ("POST /v1/responses", {"input": "hi", "stream": True}),
+        ("POST /v1/messages", {"model": "fake-model", "max_tokens": 8, "stream": True,
+                               "messages": [{"role": "user", "content": "hi"}]}),
+    ],
+)  # fmt: skip
+def test_the_client_protocols_streams_pass_the_same_checks(
+    api_schema: Any, label: str, body: dict[str, Any]
+) -> None:
+    case = api_schema.find_operation_by_label(label).Case(
+        body=body, media_type="application/json", headers=bearer(DEVELOPER_KEY)
+    )
+    response = case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 200
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert response.text.count("data: ") >= 3
+
+
 def test_every_documented_refusal_is_openai_error_body(fuzzed_gateway: GatewayProcess) -> None:
     document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
     error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    anthropic_schema = {"$ref": "#/components/schemas/AnthropicError"}
     wrong = [
         f"{method.upper()} {path} {status}"
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
         for status, response in operation.get("responses", {}).items()
         if int(status) >= 400
-        and response.get("content", {}).get("application/json", {}).get("schema") != error_schema
+        and response.get("content", {}).get("application/json", {}).get("schema")
+        != (anthropic_schema if path in ANTHROPIC_PATHS else error_schema)
     ]
     assert wrong == []
 
@@ -199,7 +238,8 @@ def test_every_enforced_bound_is_documented(fuzzed_gateway: GatewayProcess) -> N
     # clients, and schemathesis' positive mode, take a refused value for valid.
     structs = [
         value
-        for value in vars(wire).values()
+        for module in (wire, protocol_wire)
+        for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, msgspec.Struct)
     ]
     _, enforced = msgspec.json.schema_components(structs)
@@ -248,6 +288,11 @@ def test_every_method_on_every_path_is_refused_cleanly(
                     wrong.append(f"{method} {path}: {response.status_code} allow={allowed}")
                 elif expected == 405 and method != "HEAD":
                     body = response.json()
-                    if set(body) != {"error"} or set(body["error"]) != ERROR_FIELDS:
+                    if path in ANTHROPIC_PATHS:
+                        if body.get("type") != "error" or (
+                            set(body["error"]) != ANTHROPIC_ERROR_FIELDS
+                        ):
+                            wrong.append(f"{method} {path}: {body}")
+                    elif set(body) != {"error"} or set(body["error"]) != ERROR_FIELDS:
                         wrong.append(f"{method} {path}: {body}")
     assert wrong == []

@@ -31,6 +31,20 @@ Test directives -- if the content (a string) of the LAST message starts with:
 ``__echo__``           the answer text is the compact JSON of the request body.
 ``__cut_stream__``     a streamed answer of a few tokens ending with ``[DONE]`` but no
                        finish_reason (as llama_cpp.server ends an interrupted one).
+``__tool_call__``      (with ``tools`` in the request) the answer calls the first tool
+                       with the arguments ``{"city": "Paris"}``: ``tool_calls``, finish
+                       reason ``tool_calls``; streamed as OpenAI streams a call (id and
+                       name first, the arguments in two pieces).
+``__finish_<reason>__`` a normal answer whose finish_reason is <reason>
+                       (``content_filter``...).
+
+A request whose LAST message is a ``tool`` message is answered
+``tool result: <its content>``.
+
+``POST /v1/completions`` (legacy text completions): the same words for a ``prompt``,
+``choices[].text``, streamed as ``text_completion`` chunks; ``__echo__`` and
+``__status_<code>__`` as above (on the prompt). ``--chat-only``: that route is a 404,
+as on an upstream without it.
 
 ``--strict``: bodies a plain llama.cpp-like server rejects are rejected by what they
 hold, whatever the directive: a role other than system/user/assistant/tool/function
@@ -110,9 +124,15 @@ class FakeUpstream:
     """Per-server state: configuration, precomputed bytes and counters."""
 
     def __init__(
-        self, models: list[str], token_gap_ms: float, tokens: int, strict: bool = False
+        self,
+        models: list[str],
+        token_gap_ms: float,
+        tokens: int,
+        strict: bool = False,
+        chat_only: bool = False,
     ) -> None:
         self.models = list(models)
+        self.chat_only = chat_only
         self.strict = strict
         self.outage = 0
         self.gap_s = max(token_gap_ms, 0) / 1000.0
@@ -184,6 +204,8 @@ class FakeUpstream:
         self.stats["http_requests"] += 1
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(reader, writer, headers, body, keep)
+        if method == "POST" and path == "/v1/completions" and not self.chat_only:
+            return await self._text(reader, writer, headers, body, keep)
         static = self.static.get((method, path))
         if static is not None:
             writer.write(_response(200, static, keep))
@@ -266,10 +288,26 @@ class FakeUpstream:
             text = _dumps(req)
         elif directive.startswith("__cut_stream__"):
             n, finish = min(n, 3), ""
+        elif directive.startswith("__finish_"):
+            finish = directive[len("__finish_") :].split("__", 1)[0] or "stop"
+        tool_call = None
+        if directive.startswith("__tool_call__") and isinstance(req.get("tools"), list):
+            first_tool = req["tools"][0] if req["tools"] else {}
+            function = first_tool.get("function") if isinstance(first_tool, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            tool_call = {
+                "id": f"call_fake{next(self.ids)}",
+                "type": "function",
+                "function": {"name": name or "tool", "arguments": '{"city": "Paris"}'},
+            }
+            finish = "tool_calls"
+        if messages and messages[-1].get("role") == "tool":
+            text = f"tool result: {messages[-1].get('content')}"
         max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
         if (
             not slow
             and text is None
+            and tool_call is None
             and isinstance(max_tokens, int)
             and not isinstance(max_tokens, bool)
             and max_tokens < n
@@ -285,8 +323,26 @@ class FakeUpstream:
             "total_tokens": prompt + completion,
         }
         cid, created = f"chatcmpl-fake{next(self.ids)}", int(time.time())
+        if tool_call is not None:
+            text = ""
+            completion = 3
+            usage["completion_tokens"] = completion
+            usage["total_tokens"] = prompt + completion
         if stream:
             deltas = [_dumps({"content": text}).encode()] if text is not None else self.deltas[:n]
+            if tool_call is not None:
+                arguments = tool_call["function"]["arguments"]
+                head = {
+                    "index": 0,
+                    "id": tool_call["id"],
+                    "type": "function",
+                    "function": {"name": tool_call["function"]["name"], "arguments": ""},
+                }
+                pieces = [
+                    {"index": 0, "function": {"arguments": part}}
+                    for part in (arguments[:5], arguments[5:])
+                ]
+                deltas = [_dumps({"tool_calls": [call]}).encode() for call in [head, *pieces]]
             include_usage = (
                 isinstance(req.get("stream_options"), dict)
                 and req["stream_options"].get("include_usage") is True
@@ -316,11 +372,90 @@ class FakeUpstream:
                     "message": {
                         "role": "assistant",
                         "content": text if text is not None else " ".join(self.words[:n]),
+                        **({"content": None, "tool_calls": [tool_call]} if tool_call else {}),
                     },
                     "logprobs": None,
                     "finish_reason": finish,
                 }
             ],
+            "usage": usage,
+        }
+        writer.write(_response(200, _dumps(payload).encode(), keep))
+        await writer.drain()
+        return keep
+
+    async def _text(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
+        body: bytes,
+        keep: bool,
+    ) -> bool:
+        """``POST /v1/completions``: the chat answer's words as ``text``."""
+        try:
+            req = json.loads(body)
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            writer.write(_error(400, "invalid JSON body", keep))
+            await writer.drain()
+            return keep
+        self.stats["text_requests"] = self.stats.get("text_requests", 0) + 1
+        self.stats["last_request"], self.stats["last_headers"] = req, headers
+        model = req.get("model")
+        if not isinstance(model, str) or model not in self.models:
+            writer.write(_error(404, f"model {model} not found", keep, param="model"))
+            await writer.drain()
+            return keep
+        prompt = req.get("prompt")
+        first = prompt[0] if isinstance(prompt, list) and prompt else prompt
+        first = first if isinstance(first, str) else ""
+        if first.startswith("__status_") and (code := _directive_int(first, "__status_")):
+            writer.write(_error(code, f"fake upstream error {code}", keep))
+            await writer.drain()
+            return keep
+        n, finish = self.tokens, "stop"
+        max_tokens = req.get("max_tokens")
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens < n:
+            n, finish = max(max_tokens, 0), "length"
+        text = _dumps(req) if first.startswith("__echo__") else " ".join(self.words[:n])
+        completion = len(text.split())
+        usage = {"prompt_tokens": len(first.split()), "completion_tokens": completion,
+                 "total_tokens": len(first.split()) + completion}  # fmt: skip
+        cid, created = f"cmpl-fake{next(self.ids)}", int(time.time())
+        if req.get("stream") is True:
+            self.stats["streams_started"] += 1
+            writer.write(_stream_head(keep))
+            base = {"id": cid, "object": "text_completion", "created": created, "model": model}
+            pieces = [text] if first.startswith("__echo__") else [f"{w} " for w in self.words[:n]]
+            events = [
+                {**base, "choices": [{"index": 0, "text": p, "logprobs": None,
+                                      "finish_reason": None}]}
+                for p in pieces
+            ]  # fmt: skip
+            events.append({**base, "choices": [{"index": 0, "text": "", "logprobs": None,
+                                                "finish_reason": finish}]})  # fmt: skip
+            options = req.get("stream_options")
+            if isinstance(options, dict) and options.get("include_usage") is True:
+                events.append({**base, "choices": [], "usage": usage})
+            for i, payload in enumerate(events):
+                if self.gap_s > 0 and i:
+                    await asyncio.sleep(self.gap_s)
+                data = b"data: " + _dumps(payload).encode() + b"\n\n"
+                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                await writer.drain()
+            data = b"data: [DONE]\n\n"
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            await writer.drain()
+            self.stats["streams_completed"] += 1
+            return keep
+        payload = {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
             "usage": usage,
         }
         writer.write(_response(200, _dumps(payload).encode(), keep))
@@ -412,10 +547,10 @@ class FakeUpstream:
 
 async def serve(
     host: str, port: int, models: list[str], token_gap_ms: float = 0.0, tokens: int = 8,
-    strict: bool = False,
+    strict: bool = False, chat_only: bool = False,
 ) -> asyncio.Server:  # fmt: skip
     """Start the fake upstream; the returned server is already listening."""
-    fake = FakeUpstream(models, token_gap_ms, tokens, strict)
+    fake = FakeUpstream(models, token_gap_ms, tokens, strict, chat_only)
     server = await asyncio.start_server(fake.handle, host, port, limit=MAX_HEAD_BYTES, backlog=1024)
     server.fake = fake  # type: ignore[attr-defined]  # in-process access to stats
     return server
@@ -430,6 +565,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--token-gap-ms", type=float, default=0.0)
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--strict", action="store_true", help="reject bodies as llama.cpp would")
+    p.add_argument("--chat-only", action="store_true", help="no /v1/completions route")
     return p.parse_args(argv)
 
 
@@ -438,7 +574,9 @@ async def _run(args: argparse.Namespace) -> None:
     if args.model and args.model not in models:
         models.insert(0, args.model)
     models = models or ["fake-model"]
-    server = await serve(args.host, args.port, models, args.token_gap_ms, args.tokens, args.strict)
+    server = await serve(
+        args.host, args.port, models, args.token_gap_ms, args.tokens, args.strict, args.chat_only
+    )
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()

@@ -24,6 +24,7 @@ from domain.errors import (
     PermissionDenied,
     QuotaExceeded,
     RateLimited,
+    TextCompletionsUnsupported,
     Unauthenticated,
     UnsupportedParameter,
     UpstreamError,
@@ -38,6 +39,10 @@ INTERNAL = ("internal error", "server_error", None, "internal_error")
 # error → (status, type, param, code)
 DOMAIN_CASES: list[tuple[GatewayError, tuple[int, str, str | None, str]]] = [
     (ModelNotFound("gpt-9"), (404, "invalid_request_error", "model", "model_not_found")),
+    (
+        TextCompletionsUnsupported("no /v1/completions", param="model"),
+        (400, "invalid_request_error", "model", "completions_unsupported"),
+    ),
     (
         InvalidRequest("bad temperature", param="temperature"),
         (400, "invalid_request_error", "temperature", "invalid_request"),

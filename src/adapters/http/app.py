@@ -19,18 +19,22 @@ from adapters.http.asgi_types import ASGIApp, Message, Scope
 from adapters.http.auth import BearerKeyAuthentication
 from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.chat_completions import ChatCompletionsController
+from adapters.http.controllers.completions import CompletionsController
 from adapters.http.controllers.docs import DOCS_HANDLERS
 from adapters.http.controllers.documents import DocumentsController
 from adapters.http.controllers.embeddings import EmbeddingsController
 from adapters.http.controllers.health import HealthController
 from adapters.http.controllers.keys import KeysController
 from adapters.http.controllers.memories import MemoriesController
+from adapters.http.controllers.messages import MessagesController
 from adapters.http.controllers.metrics import MetricsController
 from adapters.http.controllers.models import ModelsController
 from adapters.http.controllers.rag import RagController
+from adapters.http.controllers.responses import ResponsesController
 from adapters.http.controllers.unified_chat import UnifiedChatController
 from adapters.http.errors import exception_handler
 from adapters.http.observability import InFlight, RequestObservability
+from adapters.http.protocol_errors import by_protocol
 from adapters.http.request_bounds import RequestBounds
 from adapters.http.services import Services
 from adapters.http.shutdown import stop_requests_after_grace
@@ -111,6 +115,9 @@ def create_app(
             HealthController,
             MetricsController,
             *DOCS_HANDLERS,
+            CompletionsController,
+            MessagesController,
+            ResponsesController,
         ],
         dependencies={
             **{f.name: provider(f.name) for f in fields(Services)},
@@ -121,7 +128,7 @@ def create_app(
         middleware=[DefineMiddleware(BearerKeyAuthentication, authenticate=authenticate)],
         # Every JSON body: a number too large for a float is named in its 400.
         request_class=JSONBodyRequest,
-        exception_handlers={Exception: exception_handler(retry_after_s)},
+        exception_handlers={Exception: by_protocol(exception_handler(retry_after_s))},
         lifespan=[lifespan],
         before_send=[options.before_send],  # type: ignore[list-item]
         request_max_body_size=max_body_bytes,
@@ -137,13 +144,25 @@ def create_app(
         ),
         cors_config=CORSConfig(
             allow_origins=cors_origins,
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "x-api-key",
+                "X-Gateway-User-Id",
+                "X-Gateway-Memory",
+                "X-Gateway-RAG",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
                 "x-ratelimit-limit-requests",
                 "x-ratelimit-remaining-requests",
                 "x-ratelimit-reset-requests",
+                "x-gateway-stages",
+                "x-gateway-context",
+                "x-gateway-degraded",
+                "x-gateway-memory-id",
             ],
         )
         if cors_origins

@@ -36,6 +36,8 @@ class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
             raise Unauthenticated("More than one Authorization header")
         header = headers[0] if headers else None
         if not header:
+            header = api_key_header(connection)
+        if not header:
             raise Unauthenticated(
                 "Missing API key: send it as the header 'Authorization: Bearer <key>'"
             )
@@ -46,6 +48,15 @@ class BearerKeyAuthentication(AbstractAuthenticationMiddleware):
         if principal is None:
             raise Unauthenticated("Invalid or revoked API key")
         return AuthenticationResult(user=principal, auth=None)
+
+
+def api_key_header(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Anthropic's clients send the key as ``x-api-key`` (taken when there is no
+    ``Authorization``), as a bearer credential."""
+    keys = connection.headers.getall("x-api-key", [])
+    if len(keys) > 1:
+        raise Unauthenticated("More than one x-api-key header")
+    return f"Bearer {keys[0]}" if keys and keys[0].strip() else None
 
 
 def requires(capability: Capability) -> Callable[..., Awaitable[None]]:

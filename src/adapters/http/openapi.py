@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.openapi import ResponseSpec
 from litestar.routes import HTTPRoute
 
-from adapters.http import wire
+from adapters.http import protocol_wire, wire
 from adapters.http.auth import PUBLIC_PATHS
 from adapters.http.wire import ErrorResponse
 from domain.principal import Capability
@@ -60,10 +60,11 @@ def _wire_schemas() -> dict[str, Any]:
     """msgspec's own JSON schema of every wire struct, by component name."""
     structs = [
         value
-        for value in vars(wire).values()
+        for module in (wire, protocol_wire)
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, msgspec.Struct)
-        and value.__module__ == wire.__name__
+        and value.__module__ == module.__name__
     ]
     _, components = msgspec.json.schema_components(structs)
     return components
@@ -115,6 +116,22 @@ _STREAMED = {
         "soon as retrieval is done; `chunk`; `metadata`; `error` on a failure once "
         "streaming), each with its object as `data:`, then `data: [DONE]`"
     ),
+    "/v1/completions": (
+        "With `stream: true`: server-sent events, one `data:` line per `text_completion` "
+        "chunk, then `data: [DONE]`"
+    ),
+    "/v1/messages": (
+        "With `stream: true`: Anthropic's server-sent events, each named by `event:` "
+        "(`message_start`, `content_block_start`, `content_block_delta`, "
+        "`content_block_stop`, `message_delta`, `message_stop`; `error` on a failure once "
+        "streaming) with its object as `data:`"
+    ),
+    "/v1/responses": (
+        "With `stream: true`: the Responses API's server-sent events, each named by "
+        "`event:` (`response.created` ... `response.completed`, `response.incomplete` "
+        "when cut by max_output_tokens; `error` then `response.failed` on a failure once "
+        "streaming) with its object as `data:`"
+    ),
 }
 
 
@@ -146,7 +163,7 @@ def with_undeclared_media(document: dict[str, Any]) -> dict[str, Any]:
                 }},
             },
         }  # fmt: skip
-    for path in ("/v1/chat/completions", "/v1/chat"):
+    for path in _STREAMED:
         answered = paths.get(path, {}).get("post", {}).get("responses", {}).get("200")
         if answered is not None:
             # One event: its ``data`` is a chunk as JSON, or ``[DONE]``.

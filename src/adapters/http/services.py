@@ -14,7 +14,9 @@ from application.embeddings import CreateEmbeddings
 from application.knowledge_base import KnowledgeBase
 from application.memories import Memories
 from application.model_router import ModelRouter
+from application.protocols.client_context import ClientContext
 from application.unified_chat import UnifiedChat
+from ports.response_store import ResponseStore
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,7 @@ class Services:
     key_management: KeyManagement
     # With tracing on: wraps the app in a server span per request.
     trace_requests: Callable[[ASGIApp], ASGIApp] | None = None
+    # /v1/responses' stored responses (none: nothing is stored).
+    response_store: ResponseStore | None = None
+    # Memory and RAG for standard clients, asked for with X-Gateway-* headers.
+    client_context: ClientContext | None = None

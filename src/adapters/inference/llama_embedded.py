@@ -254,6 +254,13 @@ class EmbeddedLlamaChatModel:
             return _UsageAddingStream(stream, prompt_tokens)
         return stream
 
+    async def complete_text(self, body: Mapping[str, Any]) -> Completion:
+        """llama_cpp.server's own ``/v1/completions``, relayed."""
+        return await self._inner.complete_text(translated(body))
+
+    async def stream_text(self, body: Mapping[str, Any]) -> ChatStream:
+        return await self._inner.stream_text(translated(body))
+
     @property
     def in_flight(self) -> int:
         return self._inner.in_flight

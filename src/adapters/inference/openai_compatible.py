@@ -26,6 +26,7 @@ from adapters.inference.upstream_reason import client_safe_reason
 from domain.chat import Completion, ModelCard, Usage
 from domain.circuit import CircuitBreaker, CircuitState
 from domain.errors import (
+    TextCompletionsUnsupported,
     UpstreamOverloaded,
     UpstreamRejected,
     UpstreamTimeout,
@@ -314,6 +315,7 @@ class OpenAICompatibleChatModel:
         # default headers under ours (and the Host header first, as httpx puts it), the
         # URL parsed, the timeout as an extension.
         self._chat_url = httpx.URL(f"{self._base}/chat/completions")
+        self._text_url = httpx.URL(f"{self._base}/completions")
         merged = httpx.Headers(client.headers)
         merged.update(self._headers)
         self._post_headers = [(b"Host", self._chat_url.netloc), *merged.raw]
@@ -536,7 +538,9 @@ class OpenAICompatibleChatModel:
         # A validation error (FastAPI's 422) is a bad request to an OpenAI client.
         raise UpstreamRejected(message, status=400 if status == 422 else status, param=param)
 
-    def _chat_request(self, body: Mapping[str, Any], *, stream: bool) -> httpx.Request:
+    def _chat_request(
+        self, body: Mapping[str, Any], *, stream: bool, url: httpx.URL | None = None
+    ) -> httpx.Request:
         """The request ``client.build_request`` would build (same headers in the same
         order, same body and timeout), without merging the client's settings again on
         every request (measured: 3 % of a request's CPU)."""
@@ -544,7 +548,7 @@ class OpenAICompatibleChatModel:
         headers = self._stream_headers if stream else self._post_headers
         request = httpx.Request(
             "POST",
-            self._chat_url,
+            url or self._chat_url,
             headers=[*headers, (b"Content-Length", b"%d" % len(content))],
             stream=httpx.ByteStream(content),
             extensions=self._extensions,
@@ -564,7 +568,24 @@ class OpenAICompatibleChatModel:
         sent = plain_messages(body) if self._plain else body
         return await self._resilient(lambda: self._stream_once(sent))
 
-    async def _complete_once(self, body: Mapping[str, Any]) -> Completion:
+    async def complete_text(self, body: Mapping[str, Any]) -> Completion:
+        """Legacy ``/v1/completions``, relayed as the upstream answers it."""
+        return await self._resilient(lambda: self._complete_once(body, self._text_url))
+
+    async def stream_text(self, body: Mapping[str, Any]) -> _SSEChatStream:
+        return await self._resilient(lambda: self._stream_once(body, self._text_url))
+
+    def _no_text_completions(self, response: httpx.Response, url: httpx.URL | None) -> None:
+        if url is self._text_url and response.status_code in (404, 405):
+            raise TextCompletionsUnsupported(
+                f"the upstream serving this model ({self.name}) does not serve "
+                "/v1/completions; use /v1/chat/completions",
+                param="model",
+            )
+
+    async def _complete_once(
+        self, body: Mapping[str, Any], url: httpx.URL | None = None
+    ) -> Completion:
         self._acquire()
         if self._turns is not None:
             await self._take_turn(self._turns)
@@ -572,9 +593,12 @@ class OpenAICompatibleChatModel:
             # httpx's timeouts bound each read; this bounds the whole answer.
             with self._translated:
                 async with asyncio.timeout(self._timeout):
-                    response = await self._client.send(self._chat_request(body, stream=False))
+                    response = await self._client.send(
+                        self._chat_request(body, stream=False, url=url)
+                    )
         finally:
             self._release()
+        self._no_text_completions(response, url)
         await self._raise_for_status(response, body)
         try:
             head = _decode_completion(response.content)
@@ -592,12 +616,14 @@ class OpenAICompatibleChatModel:
             usage=usage,
         )
 
-    async def _stream_once(self, body: Mapping[str, Any]) -> _SSEChatStream:
+    async def _stream_once(
+        self, body: Mapping[str, Any], url: httpx.URL | None = None
+    ) -> _SSEChatStream:
         self._acquire()
         if self._turns is not None:
             await self._take_turn(self._turns)
         try:
-            request = self._chat_request(body, stream=True)
+            request = self._chat_request(body, stream=True, url=url)
             with self._translated:
                 async with asyncio.timeout(self._timeout):
                     response = await self._client.send(request, stream=True)
@@ -611,6 +637,7 @@ class OpenAICompatibleChatModel:
             raise
         if response.status_code >= 400:
             self._release()  # its turn is over before the upstream is probed
+            self._no_text_completions(response, url)
             await self._raise_for_status(response, body)
         return _SSEChatStream(response, str(body["model"]), self._translated, self._release)
 

@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
+from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
 from adapters.http.disconnect import unless_disconnected
 from adapters.http.openapi import error_responses
@@ -58,6 +59,7 @@ class ChatCompletionsController(Controller):
             max_completion_tokens=data.max_completion_tokens,
             n=data.n,
         )
+        context = augmented(request, services)  # memory and RAG, when asked for
         async with admitted_generation(request, services.admission, ask) as grant:
             body = _decode_object(raw)
             # What was validated is what is forwarded: a lax decode ("stream": 1,
@@ -69,6 +71,8 @@ class ChatCompletionsController(Controller):
             body.pop("max_completion_tokens", None)
             if grant.max_tokens is not None:
                 body[grant.token_field] = grant.max_tokens
+            if context is not None:
+                body = await context.prepare(body)
             chat = ChatRequest(body)
             if chat.stream:
                 stream = await chat_completions.stream(chat)
@@ -80,13 +84,19 @@ class ChatCompletionsController(Controller):
                 async def close() -> None:
                     await stream.aclose()
                     await settle(stream.usage.total_tokens if stream.usage else None)
+                    if context is not None:
+                        await context.remember(stream.content, stream.finish_reason)
 
                 return Stream(
                     relay(first, chunks, close),
                     media_type="text/event-stream",
-                    headers=SSE_HEADERS,
+                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
                 )  # type: ignore[return-value]
             completion = await unless_disconnected(request, chat_completions.complete(chat))
             grant.record(completion.usage.total_tokens if completion.usage else None)
+        headers = None
+        if context is not None:
+            await context.remember(completion.content, completion.finish_reason)
+            headers = context.headers()
         # The upstream's bytes, relayed as they are (the annotation documents their shape).
-        return Response(content=completion.body, media_type="application/json")  # type: ignore[arg-type]
+        return Response(content=completion.body, media_type="application/json", headers=headers)  # type: ignore[arg-type]

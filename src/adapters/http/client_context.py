@@ -1,0 +1,103 @@
+"""Memory and RAG for standard clients, asked for with headers on /v1/chat/completions,
+/v1/messages and /v1/responses (``application.protocols.client_context``):
+
+- ``X-Gateway-User-Id``: whose memories;
+- ``X-Gateway-Memory: true``: the user's memories in the context, the turn stored;
+- ``X-Gateway-RAG: true``: the tenant's documents in the context.
+
+The answer then carries ``x-gateway-stages`` (each retrieval stage's time, in the
+``Server-Timing`` syntax), ``x-gateway-context`` (what was put before the model),
+``x-gateway-degraded`` (a stage that failed or missed its deadline) and, once a
+non-streamed turn is queued, ``x-gateway-memory-id``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar.connection import ASGIConnection
+
+from adapters.http.services import Services
+from application.protocols.client_context import ContextAsk, Prepared
+from domain.errors import InvalidRequest
+from domain.principal import Principal
+
+USER_HEADER = "x-gateway-user-id"
+MEMORY_HEADER = "x-gateway-memory"
+RAG_HEADER = "x-gateway-rag"
+_TRUE = ("1", "true", "on", "yes")
+_FALSE = ("", "0", "false", "off", "no")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def _flag(connection: ASGIConnection[Any, Any, Any, Any], name: str, shown: str) -> bool:
+    value = connection.headers.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidRequest(f"{shown} must be true or false", param=shown)
+
+
+def context_ask(connection: ASGIConnection[Any, Any, Any, Any]) -> ContextAsk | None:
+    """What the headers ask for; None when they ask for nothing (the common case)."""
+    headers = connection.headers
+    if MEMORY_HEADER not in headers and RAG_HEADER not in headers:
+        return None
+    ask = ContextAsk(
+        user_id=headers.get(USER_HEADER) or None,
+        memory=_flag(connection, MEMORY_HEADER, "X-Gateway-Memory"),
+        rag=_flag(connection, RAG_HEADER, "X-Gateway-RAG"),
+    )
+    return ask if ask.wanted else None
+
+
+class Augmented:
+    """One request's context: ``body`` to send, then ``remember(answer)``, and the
+    headers of its answer."""
+
+    def __init__(self, services: Services, principal: Principal, ask: ContextAsk) -> None:
+        self._services = services
+        self._principal = principal
+        self._ask = ask
+        self.prepared: Prepared | None = None
+
+    async def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        context = self._services.client_context
+        if context is None:
+            return body
+        self.prepared = await context.prepare(self._principal, body, self._ask)
+        return self.prepared.body
+
+    async def remember(self, answer: str | None, finish_reason: str | None) -> None:
+        """The turn queued for storage, if it was answered in full."""
+        context = self._services.client_context
+        if context is None or self.prepared is None or finish_reason is None:
+            return
+        await context.remember(self._principal, self._ask, self.prepared, answer or "")
+
+    def headers(self) -> dict[str, str]:
+        prepared = self.prepared
+        if prepared is None:
+            return {}
+        stages = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in prepared.timings_ms.items())
+        headers = {
+            "x-gateway-stages": stages,
+            "x-gateway-context": f"memories={prepared.memories}, documents={prepared.documents}",
+        }
+        if prepared.degraded:
+            said = "; ".join(f"{d.stage}: {d.reason}" for d in prepared.degraded)
+            headers["x-gateway-degraded"] = _UNSAFE.sub(" ", said)[:1000]
+        if prepared.memory_id:
+            headers["x-gateway-memory-id"] = prepared.memory_id
+        return headers
+
+
+def augmented(
+    connection: ASGIConnection[Any, Any, Any, Any], services: Services
+) -> Augmented | None:
+    """The request's context, when its headers ask for one."""
+    ask = context_ask(connection)
+    if ask is None:
+        return None
+    return Augmented(services, connection.user, ask)

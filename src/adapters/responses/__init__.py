@@ -1,0 +1,1 @@
+"""Where the Responses API keeps stored responses."""
