@@ -415,10 +415,22 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
     expect(hit).to_contain_text(word, timeout=30_000)
     assert XSS_SCRIPT in hit.inner_text()
     assert page.locator("#kb-hits img, #kb-list img, #kb-hits li script").count() == 0
+    expect(hit.locator(".score")).to_contain_text(f"{word}.md")  # where it comes from
     shot(page, "knowledge-base")
 
+    # The chat sees it too: the playground lists it among the passages used.
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Message").fill(f"How does the {word} procedure work?")
+    page.get_by_role("button", name="Send").click()
+    passage = page.locator("#pg-passages li", has_text=word).first
+    expect(passage).to_contain_text("score", timeout=30_000)
+    assert page.locator("#pg-passages img, #pg-passages li script").count() == 0
+
+    page.get_by_role("link", name="Knowledge base").click()
+    row = page.locator("#kb-list tbody tr", has_text=word)
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#kb-list tbody tr", has_text=word)).to_have_count(0)
+    expect(page.locator("#kb-list")).to_be_visible()
 
 
 def test_a_standard_key_cannot_upload(page: Any, fake_gateway: GatewayProcess) -> None:
@@ -439,11 +451,15 @@ def test_health_and_metrics_refresh_live(page: Any, fake_gateway: GatewayProcess
     expect(page.locator("#hm-health")).to_contain_text("max_serve")
     expect(page.locator("#hm-routes table")).to_be_visible()
     page.get_by_label("Refresh every").select_option("2")
-    # Two samples make a rate: the charts draw a line.
-    expect(page.locator("#hm-charts polyline").first).to_be_visible(timeout=15_000)
-    assert page.locator("#hm-charts figure").count() == 3
+    with httpx.Client(base_url=fake_gateway.url, headers=bearer(STANDARD_KEY)) as api:
+        for _ in range(30):
+            api.get("/v1/models")
+    # Three samples make two rates: every chart draws a line.
+    expect(page.locator("#hm-charts figure polyline")).to_have_count(3, timeout=20_000)
     routes = page.locator("#hm-routes").inner_text()
     assert "/metrics" in routes
+    assert "/v1/models" in routes
+    page.locator("#hm-totals").scroll_into_view_if_needed()
     shot(page, "health")
 
 

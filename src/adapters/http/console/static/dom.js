@@ -76,3 +76,9 @@ export function ms(value) {
 export function errorBox(error) {
   return el("p", { className: "error", role: "alert" }, error.message || String(error));
 }
+
+// Where a passage comes from: the document's source (in the hit's metadata).
+export function sourceOf(hit) {
+  const metadata = hit.metadata || {};
+  return String(hit.source || metadata.source || metadata.document_id || "unknown source");
+}

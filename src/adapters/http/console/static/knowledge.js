@@ -2,7 +2,7 @@
 // delete documents (GET /v1/documents paged, DELETE /v1/documents/{id}), and search as
 // the chat would (POST /v1/rag/search). What the key may do is the API's decision.
 import { ROOT, api, authorization, refused } from "./app.js";
-import { el, clear, field, table, age, errorBox } from "./dom.js";
+import { sourceOf, el, clear, field, table, age, errorBox } from "./dom.js";
 
 const PAGE = 50;
 
@@ -70,7 +70,7 @@ export async function render(root) {
       const found = await api("v1/rag/search", { method: "POST", json: { query: query.value, k: Number(k.value) } });
       hits.append(
         found.data.length
-          ? el("ol", { className: "hits" }, found.data.map((h) => el("li", {}, el("span", { className: "score" }, `score ${h.score.toFixed(3)} · similarity ${h.similarity.toFixed(3)} · ${h.source}`), el("p", { className: "hit-text" }, h.text))))
+          ? el("ol", { className: "hits" }, found.data.map((h) => el("li", {}, el("span", { className: "score" }, `score ${h.score.toFixed(3)} · similarity ${h.similarity.toFixed(3)} · ${sourceOf(h)}`), el("p", { className: "hit-text" }, h.text))))
           : el("p", { className: "muted" }, "No passage found."),
       );
     } catch (error) {

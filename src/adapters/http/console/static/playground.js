@@ -2,7 +2,7 @@
 // shows the memories and passages that went into it; the metadata event gives each
 // stage's time, drawn as a waterfall against the latency budget, and what degraded.
 import { ROOT, authorization, refused } from "./app.js";
-import { el, svg, clear, field, ms, age, errorBox } from "./dom.js";
+import { sourceOf, el, svg, clear, field, ms, age, errorBox } from "./dom.js";
 
 const STORE = "gateway-console-playground";
 
@@ -201,7 +201,7 @@ function showContext(context, memories, passages) {
   );
   passages.append(
     docs.length
-      ? el("ol", { className: "hits" }, docs.map((d) => el("li", {}, el("span", { className: "score" }, `score ${d.score.toFixed(3)} · ${d.source}`), el("p", { className: "hit-text" }, d.text))))
+      ? el("ol", { className: "hits" }, docs.map((d) => el("li", {}, el("span", { className: "score" }, `score ${d.score.toFixed(3)} · ${sourceOf(d)}`), el("p", { className: "hit-text" }, d.text))))
       : el("p", { className: "muted" }, "none"),
   );
 }
