@@ -383,6 +383,17 @@ def test_memory_page_lists_searches_and_forgets_a_user(
     assert score == pytest.approx(similarity * weight, abs=2e-3)
     shot(page, "memory")
 
+    # Correct one in place: the API stores the new text.
+    index = next(i for i, t in enumerate(rows.all_inner_texts()) if "Rex" in t)
+    row = rows.nth(index)  # by position: its text is about to change
+    row.get_by_role("button", name="Edit this memory").click()
+    row.get_by_label("Memory text").fill("My dog is called Max")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".hit-text")).to_have_text("My dog is called Max")
+    with httpx.Client(base_url=fake_gateway.url, headers=bearer(STANDARD_KEY)) as api:
+        stored = api.get("/v1/memories", params={"user_id": user}).json()["data"]
+        assert "My dog is called Max" in [m["text"] for m in stored]
+
     page.get_by_role("button", name="Forget this user").click()
     expect(page.locator("#mem-done")).to_contain_text("2 memories deleted")
     expect(page.locator("#mem-empty")).to_be_visible()

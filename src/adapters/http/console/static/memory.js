@@ -72,12 +72,20 @@ export async function render(root) {
         list.append(
           table(
             ["Memory", "Age", "Metadata", ""],
-            page.data.map((m) => [
-              el("span", { className: "hit-text" }, m.text),
-              age(m.timestamp),
-              Object.keys(m.metadata || {}).length ? JSON.stringify(m.metadata) : "",
-              el("button", { type: "button", className: "small danger", "aria-label": "Delete this memory", onclick: () => remove(m) }, "Delete"),
-            ]),
+            page.data.map((m) => {
+              const text = el("div", { className: "hit-text" }, m.text);
+              return [
+                text,
+                age(m.timestamp),
+                Object.keys(m.metadata || {}).length ? JSON.stringify(m.metadata) : "",
+                el(
+                  "span",
+                  { className: "buttons" },
+                  el("button", { type: "button", className: "small", "aria-label": "Edit this memory", onclick: () => edit(m, text) }, "Edit"),
+                  el("button", { type: "button", className: "small danger", "aria-label": "Delete this memory", onclick: () => remove(m) }, "Delete"),
+                ),
+              ];
+            }),
           ),
         );
       }
@@ -86,6 +94,32 @@ export async function render(root) {
     } catch (error) {
       list.append(errorBox(error));
     }
+  }
+
+  // Correct a memory's text in place (PUT /v1/memories/{id}).
+  function edit(m, node) {
+    if (node.querySelector("textarea")) return;
+    const box = el("textarea", { rows: 3, value: m.text, className: "edit-text" });
+    const save = el("button", { type: "button", className: "small" }, "Save");
+    const cancel = el("button", { type: "button", className: "small" }, "Cancel");
+    const problem = el("span", { className: "error", role: "alert" });
+    clear(node);
+    node.append(field("Memory text", box), el("span", { className: "buttons" }, save, cancel), problem);
+    box.focus();
+    cancel.addEventListener("click", () => {
+      clear(node);
+      node.append(m.text);
+    });
+    save.addEventListener("click", async () => {
+      try {
+        const updated = await api(`v1/memories/${encodeURIComponent(m.id)}`, { method: "PUT", json: { user_id: m.user_id, text: box.value } });
+        m.text = updated.text;
+        clear(node);
+        node.append(updated.text);
+      } catch (error) {
+        problem.textContent = error.message;
+      }
+    });
   }
 
   async function remove(m) {
