@@ -151,6 +151,10 @@ def test_the_console_is_served_with_a_strict_policy(fake_gateway: GatewayProcess
     assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", html) == []
     assert not re.search(r"(src|href)=\"(https?:)?//", html), html
     assert "style=" not in html
+    # The page's URLs are relative to /ui: /ui/ is sent there.
+    slash = httpx.get(f"{fake_gateway.url}/ui/", follow_redirects=True)
+    assert slash.status_code == 200
+    assert slash.url.path == "/ui"
 
 
 def test_the_assets_are_cached_and_revalidated(fake_gateway: GatewayProcess) -> None:

@@ -79,7 +79,8 @@ def _answer(request: Request[Any, Any, Any], asset: Asset, cache: str) -> Respon
 
 @get("/ui", include_in_schema=False, sync_to_thread=False, opt=_NO_AUTH)
 def console_page(request: Request[Any, Any, Any]) -> Response[bytes]:
-    if request.url.path.endswith("/"):
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    if raw_path.endswith(b"/"):
         # The page's URLs are relative to ``/ui``: ``/ui/`` would resolve them wrongly.
         return Redirect(path="../ui", status_code=308)
     return _answer(request, PAGE, PAGE_CACHE)
