@@ -301,6 +301,7 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     sign_in(page, fake_gateway, ADMIN_KEY, "#/keys")
     page.get_by_label("Name").fill(name)
     page.get_by_label("Tier", exact=True).select_option("standard")
+    page.get_by_label("Token quota").fill("5000")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#key-secret")
     expect(secret).to_be_visible()
@@ -311,8 +312,19 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     row = page.locator("#key-list tr", has_text=name)
     expect(row).to_contain_text("active")
     assert page.locator("#key-list img, #key-list script").count() == 0
-    # The new key works until it is revoked.
+    # The new key works until it is revoked; what it used shows against its quota.
     assert httpx.get(f"{fake_gateway.url}/v1/models", headers=bearer(value)).status_code == 200
+    chat = httpx.post(
+        f"{fake_gateway.url}/v1/chat/completions",
+        headers=bearer(value),
+        json={"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.status_code == 200
+    used = chat.json()["usage"]["total_tokens"]
+    page.reload()
+    row = page.locator("#key-list tr", has_text=name)
+    expect(row.locator(".usage")).to_have_text(f"{used} / 5000 (month)")
+    assert row.locator(".usage svg").get_attribute("aria-label") == f"{used} of 5000 tokens"
     shot(page, "keys")
     row.get_by_role("button", name="Revoke").click()
     expect(page.locator("#key-list tr", has_text=name)).to_contain_text("revoked")

@@ -1,7 +1,7 @@
 // Keys (admin): GET/POST /v1/keys, DELETE /v1/keys/{id}, GET /v1/keys/{id} for usage.
 // A key below admin gets the API's own 403, shown as it is: there is no other way in.
 import { api } from "./app.js";
-import { el, clear, field, table, age, errorBox } from "./dom.js";
+import { el, svg, clear, field, table, age, errorBox } from "./dom.js";
 
 export async function render(root) {
   root.append(el("h2", {}, "Keys"));
@@ -28,7 +28,6 @@ export async function render(root) {
   const period = el("select", { id: "key-period" }, el("option", { value: "month" }, "month"), el("option", { value: "day" }, "day"));
   const created = el("div", { id: "key-created" });
   const list = el("div", { id: "key-list" });
-  const usage = el("div", { id: "key-usage" });
 
   const form = el(
     "form",
@@ -55,27 +54,30 @@ export async function render(root) {
   async function refresh(known) {
     const page = known || (await api("v1/keys"));
     clear(list);
+    const usageCells = [];
     list.append(
       table(
-        ["Name", "Tier", "Tenant", "Created", "Last used", "Quota", "State", ""],
+        ["Name", "Tier", "Tenant", "Created", "Last used", "Used this period", "State", ""],
         page.data.map((k) => [
           k.name,
           k.tier,
           k.tenant,
           `${age(k.created_at)} ago`,
           k.last_used_at ? `${age(k.last_used_at)} ago` : "never",
-          k.token_quota ? `${k.token_quota} / ${k.quota_period}` : "none",
+          usageCell(k, usageCells),
           k.revoked ? "revoked" : "active",
           el(
             "span",
             { className: "buttons" },
-            el("button", { type: "button", className: "small", "aria-label": `Usage of key ${k.name}`, onclick: () => showUsage(k) }, "Usage"),
             k.revoked ? null : el("button", { type: "button", className: "small danger", "aria-label": `Revoke key ${k.name}`, "data-key-id": k.id, onclick: () => revoke(k) }, "Revoke"),
           ),
         ]),
         "Keys (never their secrets)",
       ),
     );
+    // Each key's tokens this period against its quota (GET /v1/keys/{id}), filled in
+    // as they come.
+    await Promise.all(usageCells.map(fillUsage));
   }
 
   async function revoke(k) {
@@ -88,18 +90,7 @@ export async function render(root) {
     }
   }
 
-  async function showUsage(k) {
-    clear(usage);
-    try {
-      const u = await api(`v1/keys/${encodeURIComponent(k.id)}`);
-      const quotaText = u.key.token_quota ? ` of ${u.key.token_quota}` : "";
-      usage.append(el("p", { role: "status" }, `“${k.name}”: ${u.tokens_used_this_period}${quotaText} tokens used this ${u.key.quota_period} (period ${u.period}).`));
-    } catch (error) {
-      usage.append(errorBox(error));
-    }
-  }
-
-  body.append(el("h3", {}, "Create a key"), form, created, el("h3", {}, "All keys"), usage, list);
+  body.append(el("h3", {}, "Create a key"), form, created, el("h3", {}, "All keys"), list);
   await refresh(keys);
 }
 
@@ -126,4 +117,40 @@ function showSecret(node, key) {
       copied,
     ),
   );
+}
+
+function usageCell(k, cells) {
+  const cell = el("span", { className: "usage", "data-key-id": k.id }, "…");
+  if (k.revoked) {
+    cell.textContent = "–";
+    return cell;
+  }
+  cells.push({ key: k, cell });
+  return cell;
+}
+
+async function fillUsage({ key, cell }) {
+  try {
+    const u = await api(`v1/keys/${encodeURIComponent(key.id)}`);
+    clear(cell);
+    const used = u.tokens_used_this_period;
+    const quota = u.key.token_quota;
+    if (quota) {
+      const width = 90;
+      const share = Math.min(used / quota, 1);
+      cell.append(
+        svg(
+          "svg",
+          { viewBox: `0 0 ${width} 10`, width, height: 10, role: "img", "aria-label": `${used} of ${quota} tokens` },
+          svg("rect", { x: 0, y: 0, width, height: 10, class: "gauge-budget" }),
+          svg("rect", { x: 0, y: 0, width: Math.max(1, share * width), height: 10, class: used >= quota ? "gauge-used over" : "gauge-used" }),
+        ),
+        ` ${used} / ${quota} (${u.key.quota_period})`,
+      );
+    } else {
+      cell.append(`${used} tokens (no quota)`);
+    }
+  } catch (error) {
+    cell.textContent = error.status === 401 ? "" : "unknown";
+  }
 }
