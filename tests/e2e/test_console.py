@@ -204,9 +204,17 @@ def test_sign_in_keeps_the_key_in_the_tab_only(page: Any, fake_gateway: GatewayP
     assert page.evaluate("localStorage.length") == 0
     stored = page.evaluate("Object.values(sessionStorage)")
     assert STANDARD_KEY in stored
+    page.get_by_role("link", name="Memory").click()
+    expect(page.locator("#page-memory")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#sign-in")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('gateway-console-key')") is None
+    # Nor in the gateway's log (its access lines name the console's requests).
+    log = fake_gateway.log()
+    assert '"route":"/ui/assets/{name}"' in log
+    assert '"route":"/metrics"' in log  # the sign-in's check of the key
+    assert STANDARD_KEY not in log
+    assert "sk-not-a-key" not in log
 
 
 # --- playground -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 # Nothing from another origin, no inline script or style, no plugin, no framing, no
 # form posted anywhere: the page's scripts reach the gateway's API with fetch only.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 # (nosniff, DENY framing and no-referrer are on every answer of the gateway already.)
