@@ -261,6 +261,25 @@ def test_playground_streams_the_answer_with_its_context_and_waterfall(
     shot(page, "playground")
 
 
+def test_the_answer_shows_as_it_streams_and_can_be_stopped(
+    page: Any, fake_gateway: GatewayProcess
+) -> None:
+    """A slow stream (tokens 200 ms apart): its first tokens are on the page while it
+    still runs, before any metadata; Stop ends it."""
+    sign_in(page, fake_gateway, STANDARD_KEY)
+    for switch in ("Use memory", "Use RAG", "Store the turn as memory"):
+        page.get_by_label(switch).uncheck()
+    page.get_by_label("Message").fill("__slow_stream__")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#pg-answer")).to_contain_text("tok1", timeout=15_000)
+    expect(page.locator("#pg-status")).to_have_text("Generating…")
+    assert page.locator("#pg-waterfall svg").count() == 0  # the metadata comes last
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#pg-status")).to_have_text("Stopped.")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    assert page.locator("#pg-waterfall svg").count() == 0
+
+
 def test_playground_says_plainly_what_degraded(page: Any, fake_gateway: GatewayProcess) -> None:
     sign_in(page, fake_gateway, STANDARD_KEY)
     page.get_by_label("User id").fill("")  # memory is per user: without one it is off
