@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.http.asgi_types import ASGIApp, Message, Scope
 from adapters.http.auth import BearerKeyAuthentication
+from adapters.http.console import CONSOLE_HANDLERS
 from adapters.http.content import JSONBodyRequest
 from adapters.http.controllers.chat_completions import ChatCompletionsController
 from adapters.http.controllers.completions import CompletionsController
@@ -118,6 +119,7 @@ def create_app(
             CompletionsController,
             MessagesController,
             ResponsesController,
+            *CONSOLE_HANDLERS,
         ],
         dependencies={
             **{f.name: provider(f.name) for f in fields(Services)},
