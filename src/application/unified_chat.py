@@ -8,7 +8,6 @@ storage as memory and the answer returns at once with its ``memory_id``."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from domain.conversation import Conversation
 from domain.errors import BackendUnavailable, InvalidRequest
 from domain.memory import MemoryHit, render_turn
 from domain.principal import Principal, Tier
+from domain.stages import Stage
 from ports.chat_model import ChatStream
 from ports.clock import Clock
 from ports.embedder import Embedder
@@ -183,11 +183,11 @@ class UnifiedChat:
         return LatencyBudget(total, self._clock.monotonic, self._limits.retrieval_share)
 
     async def _timed(
-        self, budget: LatencyBudget, stage: str, work: Awaitable[T], deadline: float
+        self, budget: LatencyBudget, stage: Stage, work: Awaitable[T], deadline: float
     ) -> tuple[T | None, Degradation | None]:
         """Run a retrieval stage until ``deadline`` (loop time); never raises for a
         backend failure or a missed deadline: it reports them."""
-        started = time.perf_counter()
+        started = self._clock.monotonic()
         try:
             async with asyncio.timeout_at(deadline):
                 result = await work
@@ -196,7 +196,7 @@ class UnifiedChat:
         except BackendUnavailable as exc:
             return None, Degradation(stage, exc.message)
         finally:
-            budget.record(stage, (time.perf_counter() - started) * 1000)
+            budget.record(stage, (self._clock.monotonic() - started) * 1000)
         return result, None
 
     async def retrieve(
@@ -208,22 +208,22 @@ class UnifiedChat:
         degraded: list[Degradation] = []
         if request.user_id is None and (request.use_memory or request.store_memory):
             # Memory is kept per user: without one it is off, and the answer says so.
-            degraded.append(Degradation("memory", NO_USER_ID))
+            degraded.append(Degradation(Stage.MEMORY, NO_USER_ID))
         if not (want_memory or want_rag):
             return Retrieved(ContextBundle(), degraded)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget.retrieval_deadline_s()
         query = conversation.query
         vector, failed = await self._timed(
-            budget, "embedding", self._embedder.embed_query(query), deadline
+            budget, Stage.EMBEDDING, self._embedder.embed_query(query), deadline
         )
         if vector is None:
-            degraded.append(failed or Degradation("embedding", "no vector"))
+            degraded.append(failed or Degradation(Stage.EMBEDDING, "no vector"))
             skipped = "skipped: the query could not be embedded"
             if want_memory:
-                degraded.append(Degradation("memory_retrieval", skipped))
+                degraded.append(Degradation(Stage.MEMORY_RETRIEVAL, skipped))
             if want_rag:
-                degraded.append(Degradation("rag_retrieval", skipped))
+                degraded.append(Degradation(Stage.RAG_RETRIEVAL, skipped))
             return Retrieved(ContextBundle(), degraded)
 
         async def recent_turns(user_id: str) -> list[str]:
@@ -233,7 +233,7 @@ class UnifiedChat:
                     principal.tenant, user_id, self._limits.recent_turns
                 )
             except BackendUnavailable as exc:
-                degraded.append(Degradation("short_term_context", exc.message))
+                degraded.append(Degradation(Stage.SHORT_TERM_CONTEXT, exc.message))
                 return []
 
         async def remembered() -> tuple[list[MemoryHit], list[str]]:
@@ -249,12 +249,12 @@ class UnifiedChat:
             return None, None
 
         memory_stage = (
-            self._timed(budget, "memory_retrieval", remembered(), deadline)
+            self._timed(budget, Stage.MEMORY_RETRIEVAL, remembered(), deadline)
             if want_memory
             else not_asked()
         )
         rag_stage = (
-            self._timed(budget, "rag_retrieval", self._knowledge_base.search(
+            self._timed(budget, Stage.RAG_RETRIEVAL, self._knowledge_base.search(
                 principal, query, request.rag_k, request.rag_filter, vector
             ), deadline)
             if want_rag
@@ -318,14 +318,14 @@ class UnifiedChat:
             )
             metadata.memory_stored = True
         except BackendUnavailable as exc:
-            metadata.degraded.append(Degradation("memory_storage", exc.message))
+            metadata.degraded.append(Degradation(Stage.MEMORY_STORAGE, exc.message))
 
     def _metadata(self, budget: LatencyBudget, retrieved: Retrieved) -> UnifiedMetadata:
         timings = budget.timings_ms
         return UnifiedMetadata(
-            embedding_ms=timings.get("embedding", 0.0),
-            memory_retrieval_ms=timings.get("memory_retrieval", 0.0),
-            rag_retrieval_ms=timings.get("rag_retrieval", 0.0),
+            embedding_ms=timings.get(Stage.EMBEDDING, 0.0),
+            memory_retrieval_ms=timings.get(Stage.MEMORY_RETRIEVAL, 0.0),
+            rag_retrieval_ms=timings.get(Stage.RAG_RETRIEVAL, 0.0),
             memories_retrieved=len(retrieved.context.memories),
             rag_documents_retrieved=len(retrieved.context.documents),
             degraded=list(retrieved.degraded),
@@ -341,11 +341,11 @@ class UnifiedChat:
         budget = self._budget(request)
         retrieved = await self.retrieve(principal, request, budget, conversation)
         metadata = self._metadata(budget, retrieved)
-        started = time.perf_counter()
+        started = self._clock.monotonic()
         completion = await self._completions.complete(
             self._generation_request(request, conversation, retrieved.context, stream=False)
         )
-        metadata.generation_ms = round((time.perf_counter() - started) * 1000, 3)
+        metadata.generation_ms = round((self._clock.monotonic() - started) * 1000, 3)
         if completion.finish_reason is not None:  # a cut answer is no turn to remember
             await self._remember(
                 principal, request, conversation.query, completion.content or "", metadata
@@ -371,17 +371,17 @@ class UnifiedChat:
         await self._completions.resolve(request.model)
         retrieved = await self.retrieve(principal, request, budget, conversation)
         metadata = self._metadata(budget, retrieved)
-        started = time.perf_counter()
+        started = self._clock.monotonic()
 
         async def generate() -> ChatStream:
             nonlocal started
-            started = time.perf_counter()
+            started = self._clock.monotonic()
             return await self._completions.stream(
                 self._generation_request(request, conversation, retrieved.context, stream=True)
             )
 
         async def finish(done: ChatStream) -> tuple[UnifiedMetadata, Usage | None]:
-            metadata.generation_ms = round((time.perf_counter() - started) * 1000, 3)
+            metadata.generation_ms = round((self._clock.monotonic() - started) * 1000, 3)
             if done.finish_reason is not None:  # a cut answer is no turn to remember
                 await self._remember(principal, request, conversation.query, done.content, metadata)
             self._close(metadata, budget)

@@ -286,9 +286,45 @@ async def test_a_stage_not_asked_for_reports_no_time(world: World) -> None:
     assert answer.metadata.memory_retrieval_ms == 0.0  # no user_id: no memory either
     assert answer.metadata.embedding_ms == 0.0  # nothing to retrieve: nothing embedded
 
+    takes(world.clock, world.index, "search", 0.012)
     with_rag = await world.chat.answer(ALICE, ask("Can orders be returned?"))
-    assert with_rag.metadata.rag_retrieval_ms > 0.0
+    assert with_rag.metadata.rag_retrieval_ms == 12.0
     assert with_rag.metadata.memory_retrieval_ms == 0.0
+
+
+def takes(clock: FakeClock, target: object, method: str, seconds: float) -> None:
+    """``target.method`` now takes ``seconds`` on the fake clock."""
+    original = getattr(target, method)
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        clock.advance(seconds)
+        return await original(*args, **kwargs)
+
+    setattr(target, method, timed)
+
+
+async def test_stage_times_are_read_on_the_injected_clock(world: World) -> None:
+    """Each stage is timed on the Clock port: with a clock moved by hand the metadata
+    holds exactly the time each stage took on it, whatever the machine's speed."""
+    takes(world.clock, world.embedder, "embed_query", 0.040)
+    takes(world.clock, world.store, "search", 0.025)
+    takes(world.clock, world.model, "complete", 0.500)
+    # Documents are not asked for: memory and documents are retrieved side by side,
+    # and one clock moved by both would give each stage the other's time too.
+    alone = ask("Can orders be returned?", user_id="alice", use_rag=False)
+
+    metadata = (await world.chat.answer(ALICE, alone)).metadata
+
+    assert metadata.embedding_ms == 40.0
+    assert metadata.memory_retrieval_ms == 25.0
+    assert metadata.generation_ms == 500.0
+    assert metadata.total_latency_ms == 565.0
+
+    takes(world.clock, world.model, "stream", 0.200)
+    stream = await world.chat.stream(ALICE, alone)
+    assert [chunk async for chunk in stream.chunks()]
+    streamed, _ = await stream.finish()
+    assert streamed.generation_ms == 200.0
 
 
 class FixedMemoryStore(FakeMemoryStore):

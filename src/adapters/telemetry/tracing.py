@@ -21,6 +21,7 @@ import httpx
 
 from adapters.telemetry.metrics import RequestMetrics
 from domain.errors import ConfigurationError
+from domain.stages import Stage
 
 try:
     from opentelemetry import context, trace
@@ -50,14 +51,17 @@ PACKAGES = (
 SERVICE_NAME = "ai-gateway"
 # The chat's stage names (as the metrics receive them) → span names.
 STAGE_SPANS = {
-    "embedding": "embedding",
-    "memory_retrieval": "memory retrieval",
-    "rag_retrieval": "rag retrieval",
-    "generation": "generation",
-    "memory_enqueue": "memory enqueue",
+    Stage.EMBEDDING: "embedding",
+    Stage.MEMORY_RETRIEVAL: "memory retrieval",
+    Stage.RAG_RETRIEVAL: "rag retrieval",
+    Stage.GENERATION: "generation",
+    Stage.MEMORY_ENQUEUE: "memory enqueue",
 }
 # A degraded stage (metadata.degraded) → the stage whose span carries the error.
-DEGRADED_STAGE = {"short_term_context": "memory_retrieval", "memory_storage": "memory_enqueue"}
+DEGRADED_STAGE = {
+    Stage.SHORT_TERM_CONTEXT: Stage.MEMORY_RETRIEVAL,
+    Stage.MEMORY_STORAGE: Stage.MEMORY_ENQUEUE,
+}
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
@@ -87,7 +91,7 @@ class ChatStages:
             self.reported_ns = time.time_ns()
         self.seconds[stage] = seconds
 
-    def layout(self) -> list[tuple[str, int, int]]:
+    def layout(self) -> list[tuple[Stage, int, int]]:
         """(stage, start, end) in epoch ns of each stage that took time. The chat
         embeds the query, then retrieves memories and documents side by side, then
         generates, then queues the turn as memory, which ends the total."""
@@ -98,18 +102,18 @@ class ChatStages:
             return max(0, round(self.seconds.get(stage, 0.0) * 1e9))
 
         end = self.reported_ns
-        embedding, memory, rag = ns("embedding"), ns("memory_retrieval"), ns("rag_retrieval")
-        generation = ns("generation")
-        total = ns("total_latency") or embedding + max(memory, rag) + generation
+        embedding, memory = ns(Stage.EMBEDDING), ns(Stage.MEMORY_RETRIEVAL)
+        rag, generation = ns(Stage.RAG_RETRIEVAL), ns(Stage.GENERATION)
+        total = ns(Stage.TOTAL_LATENCY) or embedding + max(memory, rag) + generation
         start = end - total
         retrieved = start + embedding
         generated = min(end, retrieved + max(memory, rag) + generation)
         spans = [
-            ("embedding", start, retrieved),
-            ("memory_retrieval", retrieved, retrieved + memory),
-            ("rag_retrieval", retrieved, retrieved + rag),
-            ("generation", generated - generation, generated),
-            ("memory_enqueue", generated, end),
+            (Stage.EMBEDDING, start, retrieved),
+            (Stage.MEMORY_RETRIEVAL, retrieved, retrieved + memory),
+            (Stage.RAG_RETRIEVAL, retrieved, retrieved + rag),
+            (Stage.GENERATION, generated - generation, generated),
+            (Stage.MEMORY_ENQUEUE, generated, end),
         ]
         return [(stage, s, e) for stage, s, e in spans if e > s]
 
@@ -237,7 +241,7 @@ class OpenTelemetryTracing:
         for stage, start, end in stages.layout():
             child = self._tracer.start_span(
                 STAGE_SPANS[stage], context=parent, start_time=start,
-                attributes={"gateway.stage": stage},
+                attributes={"gateway.stage": str(stage)},
             )  # fmt: skip
             if stage in degraded:
                 child.set_status(Status(StatusCode.ERROR, "degraded: skipped from the answer"))

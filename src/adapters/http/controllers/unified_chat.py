@@ -38,9 +38,9 @@ from domain.chat import Usage as DomainUsage
 from domain.context import ContextBundle
 from domain.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from domain.principal import Capability
+from domain.stages import TIMED_STAGES, Stage
 
 _encode = msgspec.json.Encoder().encode
-STAGES = ("embedding", "memory_retrieval", "rag_retrieval", "generation", "total_latency")
 
 
 def iso(timestamp: float) -> str:
@@ -129,13 +129,13 @@ def to_request(data: UnifiedChatIn, max_tokens: int) -> UnifiedChatRequest:
 def observe(request: Request[Any, Any, Any], metrics: RequestMetrics, m: UnifiedMetadata) -> None:
     """Stage timings feed the metrics and the request's log line."""
     timings = {
-        "embedding": m.embedding_ms,
-        "memory_retrieval": m.memory_retrieval_ms,
-        "rag_retrieval": m.rag_retrieval_ms,
-        "generation": m.generation_ms,
-        "total_latency": m.total_latency_ms,
+        Stage.EMBEDDING: m.embedding_ms,
+        Stage.MEMORY_RETRIEVAL: m.memory_retrieval_ms,
+        Stage.RAG_RETRIEVAL: m.rag_retrieval_ms,
+        Stage.GENERATION: m.generation_ms,
+        Stage.TOTAL_LATENCY: m.total_latency_ms,
     }
-    for stage in STAGES:
+    for stage in TIMED_STAGES:
         metrics.record_stage(stage, timings[stage] / 1000)
     request.scope.setdefault("state", {})["log"] = {
         "stages_ms": timings,
