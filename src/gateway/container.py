@@ -27,7 +27,9 @@ from adapters.inference.llama_server import (
     LlamaCppServerProcess,
     locate_smollm2,
 )
-from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_base
+from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from adapters.inference.openai_wire import api_base
+from adapters.inference.resilient_chat_model import ResilientChatModel
 from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, KeyManagement, RequestLimits, TierPolicy
@@ -149,15 +151,19 @@ async def chat_models(
         )
         await server.start()
         try:
-            inner = OpenAICompatibleChatModel(
-                server.base_url,
-                client,
-                name="embedded",
-                health_name="embedded_model",
+            inner = ResilientChatModel(
+                OpenAICompatibleChatModel(
+                    server.base_url,
+                    client,
+                    name="embedded",
+                    health_name="embedded_model",
+                    plain_messages=True,
+                    timeout_s=settings.upstream_timeout_s,
+                    telemetry=telemetry,
+                ),
                 # One generation at a time (llama.cpp's own), the queue waiting its turn.
                 concurrency=1,
                 max_in_flight=1 + settings.embedded_queue,
-                plain_messages=True,
                 timeout_s=settings.upstream_timeout_s,
                 **resilience(settings, telemetry),
             )
@@ -176,11 +182,15 @@ async def chat_models(
         )
     )
     yield [
-        OpenAICompatibleChatModel(
-            url,
-            client,
-            health_name="max_serve" if i == 0 else f"max_serve_{i + 1}",
-            api_key=settings.max_serve_api_key or None,
+        ResilientChatModel(
+            OpenAICompatibleChatModel(
+                url,
+                client,
+                health_name="max_serve" if i == 0 else f"max_serve_{i + 1}",
+                api_key=settings.max_serve_api_key or None,
+                timeout_s=settings.upstream_timeout_s,
+                telemetry=telemetry,
+            ),
             timeout_s=settings.upstream_timeout_s,
             **resilience(settings, telemetry),
         )
@@ -188,8 +198,10 @@ async def chat_models(
     ]
 
 
-async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Embedder]:
-    """The embedded MiniLM (ONNX), or EMBEDDINGS_URL."""
+async def embedder(
+    settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
+) -> AsyncIterator[Embedder]:
+    """The embedded MiniLM (ONNX), or EMBEDDINGS_URL (with retries and a breaker)."""
     if not settings.embeddings_url:
         from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 
@@ -203,6 +215,7 @@ async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterat
             local.close()
         return
     from adapters.inference.openai_embedder import OpenAICompatibleEmbedder
+    from adapters.inference.resilient_embedder import ResilientEmbedder
 
     remote = OpenAICompatibleEmbedder(
         settings.embeddings_url,
@@ -222,7 +235,7 @@ async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterat
                 f"cannot learn the vector size from EMBEDDINGS_URL ({exc.message}); start it "
                 "first or set GATEWAY_EMBEDDINGS_DIMENSION"
             ) from None
-    yield remote
+    yield ResilientEmbedder(remote, name=remote.name, **resilience(settings, telemetry))
 
 
 async def qdrant_client(settings: Settings) -> AsyncIterator[Any]:
@@ -474,7 +487,7 @@ class Container(containers.DeclarativeContainer):
     http_client = providers.Resource(upstream_client, settings, tracing)
     chat_models = providers.Resource(chat_models, settings, http_client, request_metrics)
 
-    embedder = providers.Resource(embedder, settings, http_client)
+    embedder = providers.Resource(embedder, settings, http_client, request_metrics)
     qdrant_client = providers.Resource(qdrant_client, settings)
     document_index = providers.Resource(document_index, settings, qdrant_client, embedder)
     memory_store = providers.Resource(memory_store, settings, qdrant_client, embedder)

@@ -13,6 +13,8 @@ from adapters.inference.keepalive import KeepAliveTransport
 from adapters.inference.llama_embedded import EmbeddedLlamaChatModel, LlamaPromptCounter
 from adapters.inference.llama_server import LlamaCppServerProcess, locate_smollm2
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from adapters.inference.resilient_chat_model import ResilientChatModel
+from domain.circuit import CircuitBreaker
 from ports.chat_model import ChatModel
 from tests.conftest import FakeUpstream
 from tests.fakes.fake_chat_model import FakeChatModel
@@ -88,6 +90,21 @@ def fake_upstream_chat_model(
 
 
 @pytest.fixture
+def resilient_fake_upstream_chat_model(
+    fake_upstream: FakeUpstream, keepalive_client: httpx.AsyncClient
+) -> ChatModelUnderTest:
+    """As the gateway builds an upstream: inside turns, retries and a circuit breaker."""
+    adapter = ResilientChatModel(
+        OpenAICompatibleChatModel(fake_upstream.url, keepalive_client, timeout_s=30),
+        timeout_s=30,
+        concurrency=4,
+        max_in_flight=16,
+        breaker=CircuitBreaker(),
+    )
+    return ChatModelUnderTest(adapter, "fake-model", {"stream_usage", "openai_message_forms"})
+
+
+@pytest.fixture
 def fake_upstream_aiohttp_chat_model(
     fake_upstream: FakeUpstream, aiohttp_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
@@ -111,14 +128,17 @@ def embedded_chat_model(
     llama_server: LlamaCppServerProcess, keepalive_client: httpx.AsyncClient
 ) -> ChatModelUnderTest:
     """As the gateway builds it: one generation at a time, plain messages."""
-    plain = OpenAICompatibleChatModel(
-        llama_server.base_url,
-        keepalive_client,
-        health_name="embedded_model",
-        timeout_s=60,
+    plain = ResilientChatModel(
+        OpenAICompatibleChatModel(
+            llama_server.base_url,
+            keepalive_client,
+            health_name="embedded_model",
+            timeout_s=60,
+            plain_messages=True,
+        ),
         concurrency=1,
         max_in_flight=8,
-        plain_messages=True,
+        timeout_s=60,
     )
     embedded = EmbeddedLlamaChatModel(
         plain, LlamaPromptCounter(locate_smollm2()), llama_server, timeout_s=60
@@ -136,6 +156,9 @@ def embedded_chat_model(
         pytest.param("fake_upstream_chat_model", id="openai-compatible:fake-upstream"),
         pytest.param(
             "fake_upstream_aiohttp_chat_model", id="openai-compatible:fake-upstream:aiohttp"
+        ),
+        pytest.param(
+            "resilient_fake_upstream_chat_model", id="resilient:openai-compatible:fake-upstream"
         ),
         pytest.param(
             "llama_server_chat_model",

@@ -1,4 +1,5 @@
-"""How the OpenAI-compatible adapter turns an upstream's failures into port errors."""
+"""How the OpenAI-compatible adapter turns an upstream's failures into port errors, and
+how ``ResilientChatModel`` around it retries, breaks the circuit and gives turns."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from adapters.inference.resilient_chat_model import ResilientChatModel
 from domain.circuit import CircuitBreaker, CircuitState
 from domain.errors import (
     UnsupportedParameter,
@@ -25,6 +27,19 @@ from tests.conftest import FakeUpstream, free_port, start_fake_upstream, stop
 
 def ask(content: str, **params: Any) -> dict[str, Any]:
     return {"model": "fake-model", "messages": [{"role": "user", "content": content}], **params}
+
+
+RESILIENCE = {"max_in_flight", "concurrency", "breaker", "retries", "telemetry"}
+
+
+def resilient(url: str, client: httpx.AsyncClient, **options: Any) -> ResilientChatModel:
+    """The adapter as the gateway builds it: inside turns, retries and a breaker."""
+    around = {k: v for k, v in options.items() if k in RESILIENCE}
+    timeout = options.get("timeout_s", 120.0)
+    inner = OpenAICompatibleChatModel(
+        url, client, **{k: v for k, v in options.items() if k not in RESILIENCE}
+    )
+    return ResilientChatModel(inner, timeout_s=timeout, **around)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +59,14 @@ def broken_upstream() -> Iterator[FakeUpstream]:
     stop(upstream.process)
 
 
-@pytest.fixture
+@pytest.fixture(params=["adapter", "resilient"])
 def upstream(
-    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
-) -> OpenAICompatibleChatModel:
-    return OpenAICompatibleChatModel(fake_upstream.url, http_client, timeout_s=1.0)
+    request: pytest.FixtureRequest, fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+) -> OpenAICompatibleChatModel | ResilientChatModel:
+    """The adapter alone, and as the gateway builds it (the same errors come out)."""
+    if request.param == "adapter":
+        return OpenAICompatibleChatModel(fake_upstream.url, http_client, timeout_s=1.0)
+    return resilient(fake_upstream.url, http_client, timeout_s=1.0)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +86,10 @@ def upstream(
 )
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
 async def test_upstream_failures_become_port_errors(
-    upstream: OpenAICompatibleChatModel, directive: str, error: type[Exception], streaming: bool
+    upstream: OpenAICompatibleChatModel | ResilientChatModel,
+    directive: str,
+    error: type[Exception],
+    streaming: bool,
 ) -> None:
     if directive == "__cut_stream__" and not streaming:
         pytest.skip("a cut answer is a streamed one")
@@ -95,7 +116,9 @@ async def test_server_error_text_is_not_relayed(
     assert "outage" not in raised.value.message
 
 
-async def test_client_errors_keep_status_and_message(upstream: OpenAICompatibleChatModel) -> None:
+async def test_client_errors_keep_status_and_message(
+    upstream: OpenAICompatibleChatModel | ResilientChatModel,
+) -> None:
     with pytest.raises(UpstreamRejected) as raised:
         await upstream.complete(ask("__status_400__"))
     assert raised.value.status == 400
@@ -115,7 +138,9 @@ async def test_unreachable_upstream(http_client: httpx.AsyncClient) -> None:
     assert health.detail
 
 
-async def test_forwards_the_body_untouched(upstream: OpenAICompatibleChatModel) -> None:
+async def test_forwards_the_body_untouched(
+    upstream: OpenAICompatibleChatModel | ResilientChatModel,
+) -> None:
     sent = ask("__echo__", tools=[{"type": "function"}], seed=7, custom_param={"a": [1]})
     completion = await upstream.complete(sent)
     echoed = json.loads(json.loads(completion.body)["choices"][0]["message"]["content"])
@@ -133,7 +158,7 @@ async def test_sends_the_upstream_key(
 async def test_queue_bound_answers_overloaded_at_once(
     fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
 ) -> None:
-    bounded = OpenAICompatibleChatModel(fake_upstream.url, http_client, max_in_flight=1)
+    bounded = resilient(fake_upstream.url, http_client, max_in_flight=1)
     stream = await bounded.stream(ask("__slow_stream__", stream=True))
     try:
         with pytest.raises(UpstreamOverloaded):
@@ -145,7 +170,7 @@ async def test_queue_bound_answers_overloaded_at_once(
 
 
 async def test_closing_a_stream_cancels_the_upstream_request(
-    fake_upstream: FakeUpstream, upstream: OpenAICompatibleChatModel
+    fake_upstream: FakeUpstream, upstream: OpenAICompatibleChatModel | ResilientChatModel
 ) -> None:
     before = fake_upstream.stats()["streams_cancelled"]
     stream = await upstream.stream(ask("__slow_stream__", stream=True))
@@ -179,9 +204,7 @@ async def test_only_safe_failures_are_retried(
     fake_upstream: FakeUpstream, http_client: httpx.AsyncClient, directive: str, sent: int
 ) -> None:
     telemetry = RecordingTelemetry()
-    upstream = OpenAICompatibleChatModel(
-        fake_upstream.url, http_client, retries=2, telemetry=telemetry
-    )
+    upstream = resilient(fake_upstream.url, http_client, retries=2, telemetry=telemetry)
     before = requests_seen(fake_upstream)
     with pytest.raises((UpstreamUnavailable, UpstreamOverloaded)):
         await upstream.complete(ask(directive))
@@ -193,9 +216,7 @@ async def test_a_refused_connection_is_retried_then_reported(
     http_client: httpx.AsyncClient,
 ) -> None:
     telemetry = RecordingTelemetry()
-    dead = OpenAICompatibleChatModel(
-        f"http://127.0.0.1:{free_port()}", http_client, retries=2, telemetry=telemetry
-    )
+    dead = resilient(f"http://127.0.0.1:{free_port()}", http_client, retries=2, telemetry=telemetry)
     with pytest.raises(UpstreamUnavailable):
         await dead.complete(ask("hi"))
     assert [e for e, _ in telemetry.events] == ["retry", "retry"]
@@ -206,7 +227,7 @@ async def test_the_circuit_opens_refuses_and_closes_after_a_good_probe(
 ) -> None:
     telemetry = RecordingTelemetry()
     breaker = CircuitBreaker(failure_threshold=2, cooldown_s=0.3)
-    upstream = OpenAICompatibleChatModel(
+    upstream = resilient(
         fake_upstream.url, http_client, retries=0, breaker=breaker, telemetry=telemetry
     )
     for _ in range(2):
@@ -234,11 +255,9 @@ PARTS = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello."}]
 
 def strict_model(
     upstream: FakeUpstream, client: httpx.AsyncClient, **options: Any
-) -> tuple[OpenAICompatibleChatModel, CircuitBreaker]:
+) -> tuple[ResilientChatModel, CircuitBreaker]:
     breaker = CircuitBreaker(failure_threshold=2, cooldown_s=30)
-    model = OpenAICompatibleChatModel(
-        upstream.url, client, timeout_s=5.0, retries=0, breaker=breaker, **options
-    )
+    model = resilient(upstream.url, client, timeout_s=5.0, retries=0, breaker=breaker, **options)
     return model, breaker
 
 
@@ -341,9 +360,7 @@ async def test_plain_messages_refuse_a_part_that_is_not_text(
 async def test_requests_wait_their_turn_instead_of_being_refused(
     fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
 ) -> None:
-    model = OpenAICompatibleChatModel(
-        fake_upstream.url, http_client, concurrency=1, max_in_flight=2, timeout_s=30
-    )
+    model = resilient(fake_upstream.url, http_client, concurrency=1, max_in_flight=2, timeout_s=30)
     stream = await model.stream(ask("__slow_stream__", stream=True))
     waiting = asyncio.create_task(model.complete(ask("hi")))
     try:
@@ -367,7 +384,7 @@ async def test_a_half_open_probe_the_upstream_rejects_closes_the_circuit(
 ) -> None:
     """A 4xx proves the upstream answers: the circuit must not stay half-open, refusing."""
     breaker = CircuitBreaker(failure_threshold=1, cooldown_s=0.2)
-    model = OpenAICompatibleChatModel(fake_upstream.url, http_client, retries=0, breaker=breaker)
+    model = resilient(fake_upstream.url, http_client, retries=0, breaker=breaker)
     with pytest.raises(UpstreamUnavailable):
         await model.complete(ask("__status_502__"))
     await asyncio.sleep(0.25)

@@ -20,10 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgspec
-
-from adapters.inference.openai_compatible import OpenAICompatibleChatModel
+from adapters.inference.openai_wire import ChunkHead, decode_chunk, encode
 from adapters.inference.plain_messages import plain_messages
+from adapters.inference.resilient_chat_model import UpstreamChatModel
 from adapters.inference.upstream_reason import client_safe_reason
 from domain.chat import Completion, ModelCard, Usage
 from domain.errors import InvalidRequest, UnsupportedParameter, UpstreamTimeout
@@ -32,21 +31,6 @@ from ports.chat_model import ChatStream
 
 _TOOL_PARAMS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls")
 _RESPONSE_FORMATS = ("text", "json_object")
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _ChunkChoice(msgspec.Struct):
-    delta: _Delta | None = None
-
-
-class _ChunkIdentity(msgspec.Struct):
-    id: str = ""
-    created: int = 0
-    model: str = ""
-    choices: list[_ChunkChoice] = []
 
 
 class Supervised(Protocol):
@@ -58,10 +42,6 @@ class Supervised(Protocol):
     def running(self) -> bool: ...
 
     def describe(self) -> str: ...
-
-
-_decode_identity = msgspec.json.Decoder(_ChunkIdentity).decode
-_encode = msgspec.json.Encoder().encode
 
 
 class LlamaPromptCounter:
@@ -141,10 +121,10 @@ class _UsageAddingStream:
         self._prompt_tokens = prompt_tokens
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        identity = _ChunkIdentity()
+        identity = ChunkHead()
         completion_tokens = 0
         async for payload in self._inner:
-            identity = _decode_identity(payload)
+            identity = decode_chunk(payload)
             # llama.cpp streams one token per content chunk.
             completion_tokens += sum(
                 1 for c in identity.choices if c.delta is not None and c.delta.content
@@ -153,11 +133,11 @@ class _UsageAddingStream:
         self.usage = Usage(
             self._prompt_tokens, completion_tokens, self._prompt_tokens + completion_tokens
         )
-        yield _encode(
+        yield encode(
             {
-                "id": identity.id,
+                "id": identity.id or "",
                 "object": "chat.completion.chunk",
-                "created": identity.created,
+                "created": identity.created or 0,
                 "model": identity.model or self.model,
                 "choices": [],
                 "usage": {
@@ -183,7 +163,7 @@ class _UsageAddingStream:
 class EmbeddedLlamaChatModel:
     def __init__(
         self,
-        inner: OpenAICompatibleChatModel,
+        inner: UpstreamChatModel,
         counter: LlamaPromptCounter,
         process: Supervised | None = None,
         *,
@@ -202,12 +182,12 @@ class EmbeddedLlamaChatModel:
         sent = {**translated(body), "stream": True}
         prompt_tokens = self._counter.count(plain_messages(body)["messages"])
         stream = _UsageAddingStream(await self._inner.stream(sent), prompt_tokens)
-        identity = _ChunkIdentity()
+        identity = ChunkHead()
         try:
             # The server's read timeout bounds each token; this bounds the answer.
             async with asyncio.timeout(self._timeout):
                 async for payload in stream:
-                    chunk = _decode_identity(payload)
+                    chunk = decode_chunk(payload)
                     if chunk.choices:
                         identity = chunk
         except TimeoutError:
@@ -219,9 +199,9 @@ class EmbeddedLlamaChatModel:
         usage = stream.usage or Usage(prompt_tokens, 0, prompt_tokens)
         model = identity.model or str(body["model"])
         answer = {
-            "id": identity.id,
+            "id": identity.id or "",
             "object": "chat.completion",
-            "created": identity.created,
+            "created": identity.created or 0,
             "model": model,
             "choices": [
                 {
@@ -238,7 +218,7 @@ class EmbeddedLlamaChatModel:
             },
         }
         return Completion(
-            body=_encode(answer),
+            body=encode(answer),
             model=model,
             usage=usage,
             content=stream.content,

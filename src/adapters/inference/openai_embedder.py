@@ -9,53 +9,28 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-import aiohttp
 import httpx
-import msgspec
 
-from adapters.inference.openai_compatible import api_base
+from adapters.inference.openai_wire import (
+    MALFORMED,
+    api_base,
+    decode_embeddings,
+    encode,
+    error_reason,
+)
+from adapters.inference.transport_errors import (
+    EMBEDDING,
+    EmbeddingRefused,
+    RetryableEmbeddingUnavailable,
+    TranslatedTransport,
+    retry_after,
+)
 from domain.errors import EmbeddingUnavailable
 from domain.health import ServiceHealth, Status
 
 _PROBE = "health check"
-
-
-class _Embedding(msgspec.Struct):
-    embedding: list[float]
-    index: int
-
-
-class _EmbeddingList(msgspec.Struct):
-    data: list[_Embedding]
-
-
-class _ErrorDetail(msgspec.Struct):
-    message: str = ""
-
-
-class _ErrorBody(msgspec.Struct):
-    error: _ErrorDetail | str | None = None
-
-
-_decode_embeddings = msgspec.json.Decoder(_EmbeddingList).decode
-_decode_error = msgspec.json.Decoder(_ErrorBody).decode
-_encode = msgspec.json.Encoder().encode
-
-
-@contextmanager
-def _translated(upstream: str) -> Iterator[None]:
-    """httpx's (and the aiohttp transport's) errors become the port's."""
-    try:
-        yield
-    except (TimeoutError, httpx.TimeoutException) as exc:
-        raise EmbeddingUnavailable(f"embedding server {upstream} did not answer in time") from exc
-    except (httpx.TransportError, httpx.StreamError) as exc:
-        raise EmbeddingUnavailable(f"embedding server {upstream} is unreachable") from exc
-    except aiohttp.ClientError as exc:
-        raise EmbeddingUnavailable(f"embedding server {upstream} broke the protocol") from exc
 
 
 class OpenAICompatibleEmbedder:
@@ -96,6 +71,7 @@ class OpenAICompatibleEmbedder:
         self._batch_size = max(1, batch_size)
         self._max_input_tokens = max_input_tokens
         self._timeout = timeout_s
+        self._translated = TranslatedTransport(self.name, EMBEDDING)
 
     @property
     def dimension(self) -> int:
@@ -154,19 +130,19 @@ class OpenAICompatibleEmbedder:
         return ServiceHealth(self.health_name, Status.HEALTHY, _ms_since(started))
 
     async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
-        with _translated(self.name):
+        with self._translated:
             # httpx's timeouts bound each read; this bounds the whole answer.
             async with asyncio.timeout(self._timeout):
                 response = await self._client.post(
                     f"{self._base}/embeddings",
-                    content=_encode({"model": self.model, "input": texts}),
+                    content=encode({"model": self.model, "input": texts}),
                     headers=self._headers,
                     timeout=self._timeout,
                 )
         self._raise_for_status(response)
         try:
-            items = _decode_embeddings(response.content).data
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            items = decode_embeddings(response.content).data
+        except MALFORMED as exc:
             raise EmbeddingUnavailable(
                 f"embedding server {self.name} answered something that is not an embedding list"
             ) from exc
@@ -197,18 +173,15 @@ class OpenAICompatibleEmbedder:
         status = response.status_code
         if 200 <= status < 300:
             return
+        failed = f"embedding server {self.name} failed with status {status}"
+        if status in (429, 502, 503):  # it did no work: safe to send again
+            raise RetryableEmbeddingUnavailable(failed, retry_after(response))
         if status >= 500:
             # Its text is not relayed: a server error's message may hold a traceback.
-            raise EmbeddingUnavailable(f"embedding server {self.name} failed with status {status}")
-        try:
-            body = _decode_error(response.content)
-            error = body.error
-            message = error.message if isinstance(error, _ErrorDetail) else (error or "")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            message = response.text[:300]
-        raise EmbeddingUnavailable(
-            f"embedding server {self.name} refused the request ({status}): "
-            f"{message or response.reason_phrase}"
+            raise EmbeddingUnavailable(failed)
+        message, _ = error_reason(response.content, response.reason_phrase)
+        raise EmbeddingRefused(
+            f"embedding server {self.name} refused the request ({status}): {message}"
         )
 
 
