@@ -29,6 +29,7 @@ from adapters.inference.llama_server import (
 )
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel
 from adapters.inference.openai_wire import api_base
+from adapters.inference.resilience import ResilienceOptions
 from adapters.inference.resilient_chat_model import ResilientChatModel
 from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
@@ -123,8 +124,8 @@ async def upstream_client(settings: Settings, tracer: Any) -> AsyncIterator[http
         await client.aclose()
 
 
-def resilience(settings: Settings, telemetry: RequestMetrics) -> dict[str, Any]:
-    """Retry and circuit-breaker options for one upstream adapter."""
+def resilience(settings: Settings, telemetry: RequestMetrics) -> ResilienceOptions:
+    """Retry and circuit-breaker options for one upstream (a breaker of its own)."""
     return {
         "breaker": CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown_s),
         "retries": settings.upstream_retries,

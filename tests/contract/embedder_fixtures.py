@@ -24,6 +24,8 @@ import pytest
 
 from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 from adapters.inference.openai_embedder import OpenAICompatibleEmbedder
+from adapters.inference.resilient_embedder import ResilientEmbedder
+from domain.circuit import CircuitBreaker
 from ports.embedder import Embedder
 from tests.conftest import ROOT, free_port
 from tests.fakes.fake_embedder import FakeEmbedder
@@ -229,6 +231,19 @@ async def fake_server_embedder(
 
 
 @pytest.fixture
+async def resilient_fake_server_embedder(
+    fake_embeddings_server: FakeEmbeddingsServer,
+) -> AsyncIterator[EmbedderUnderTest]:
+    """As the gateway builds a remote embedder: with retries and a circuit breaker."""
+    async with fake_embeddings_server.client() as client:
+        remote = OpenAICompatibleEmbedder(
+            "http://fake-embeddings", client, model=fake_embeddings_server.model, batch_size=64
+        )
+        adapter = ResilientEmbedder(remote, name=remote.name, breaker=CircuitBreaker())
+        yield EmbedderUnderTest(adapter, batch_tolerance=1e-12)
+
+
+@pytest.fixture
 def onnx_embedder(onnx_minilm: OnnxMiniLMEmbedder) -> EmbedderUnderTest:
     return EmbedderUnderTest(onnx_minilm, features={"off_loop"})
 
@@ -243,6 +258,9 @@ def max_embedder(max_server: MaxServer, keepalive_client: httpx.AsyncClient) -> 
     params=[
         pytest.param("fake_embedder", id="fake"),
         pytest.param("fake_server_embedder", id="openai-compatible:fake-server"),
+        pytest.param(
+            "resilient_fake_server_embedder", id="resilient:openai-compatible:fake-server"
+        ),
         pytest.param("onnx_embedder", id="onnx:minilm-int8"),
         pytest.param("max_embedder", id="openai-compatible:max-serve", marks=pytest.mark.max),
     ]

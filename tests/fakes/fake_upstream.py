@@ -55,6 +55,12 @@ a ``content`` that is a list gets FastAPI's 422; ``frequency_penalty`` or
 ``POST /_fake/outage`` with ``{"status": 500}``: every chat request gets that status
 until ``{"status": 0}`` (or ``/_fake/reset``): an upstream that is broken, not a request.
 
+``POST /v1/embeddings``: ``EMBEDDING_DIMENSION`` floats per input, the same for the
+same text, scaled (not unit length) as a real server may answer. ``__status_<code>__``
+and ``__drop__`` as above (as any input). ``embedding_requests`` in the stats counts
+them. ``POST /_fake/embeddings_outage`` with ``{"status": 503, "requests": 2}``: the next
+2 embedding requests get that status (``requests`` 0 or absent: until told otherwise).
+
 Normal answers are ``--tokens`` words "tok0 tok1 ..." capped by ``max_tokens``
 (or ``max_completion_tokens``); finish_reason is "length" when capped.
 """
@@ -67,11 +73,13 @@ import contextlib
 import itertools
 import json
 import time
+import zlib
 from http import HTTPStatus
 from typing import Any
 
 MAX_HEAD_BYTES = 1 << 20
 SLOW_TOKENS, SLOW_GAP_S = 50, 0.2
+EMBEDDING_DIMENSION = 16
 _CLOSE = b"Connection: close\r\n"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -157,7 +165,9 @@ class FakeUpstream:
 
     def reset_stats(self) -> None:
         self.outage = 0
+        self.embeddings_outage = self.embeddings_outage_left = 0
         self.stats.update(
+            embedding_requests=0,
             requests=0,
             streams_started=0,
             streams_completed=0,
@@ -204,6 +214,8 @@ class FakeUpstream:
         self.stats["http_requests"] += 1
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(reader, writer, headers, body, keep)
+        if method == "POST" and path == "/v1/embeddings":
+            return await self._embeddings(writer, body, keep)
         if method == "POST" and path == "/v1/completions" and not self.chat_only:
             return await self._text(reader, writer, headers, body, keep)
         static = self.static.get((method, path))
@@ -216,6 +228,11 @@ class FakeUpstream:
             writer.write(_response(200, b'{"status":"ok"}', keep))
         elif method == "POST" and path == "/_fake/outage":
             self.outage = int(json.loads(body or b"{}").get("status") or 0)
+            writer.write(_response(200, b'{"status":"ok"}', keep))
+        elif method == "POST" and path == "/_fake/embeddings_outage":
+            asked = json.loads(body or b"{}")
+            self.embeddings_outage = int(asked.get("status") or 0)
+            self.embeddings_outage_left = int(asked.get("requests") or 0)
             writer.write(_response(200, b'{"status":"ok"}', keep))
         else:
             writer.write(_error(404, f"no route for {method} {path}", keep))
@@ -461,6 +478,40 @@ class FakeUpstream:
         writer.write(_response(200, _dumps(payload).encode(), keep))
         await writer.drain()
         return keep
+
+    async def _embeddings(self, writer: asyncio.StreamWriter, body: bytes, keep: bool) -> bool:
+        self.stats["embedding_requests"] += 1
+        req = json.loads(body or b"{}")
+        texts = req.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        if req.get("model") not in self.models:
+            writer.write(_error(404, f"model {req.get('model')} not found", keep))
+        elif self.embeddings_outage:
+            status = self.embeddings_outage
+            if self.embeddings_outage_left:
+                self.embeddings_outage_left -= 1
+                if not self.embeddings_outage_left:
+                    self.embeddings_outage = 0
+            writer.write(_error(status, "fake embeddings outage", keep, "server_error"))
+        elif "__drop__" in texts:
+            return False
+        elif code := next(
+            (_directive_int(t, "__status_") for t in texts if t.startswith("__status_")), None
+        ):
+            writer.write(_error(code, f"fake upstream error {code}", keep))
+        else:
+            data = [
+                {"object": "embedding", "index": i, "embedding": self._vector(text)}
+                for i, text in enumerate(texts)
+            ]
+            answer = {"object": "list", "model": req["model"], "data": data}
+            writer.write(_response(200, _dumps(answer).encode(), keep))
+        await writer.drain()
+        return keep
+
+    def _vector(self, text: str) -> list[float]:
+        seed = zlib.crc32(text.encode())
+        return [3.0 * (((seed >> i) & 0xFF) / 255.0 + 0.01 * i) for i in range(EMBEDDING_DIMENSION)]
 
     def _refusal(self, req: dict[str, Any], messages: list[Any], keep: bool) -> bytes | None:
         """The answer of an upstream in an outage, or of a strict one to a body it

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from adapters.inference.openai_wire import ChunkHead, decode_chunk, encode
 from adapters.inference.plain_messages import plain_messages
 from adapters.inference.resilient_chat_model import UpstreamChatModel
+from adapters.inference.stream_relay import StreamAround
 from adapters.inference.upstream_reason import client_safe_reason
 from domain.chat import Completion, ModelCard, Usage
 from domain.errors import InvalidRequest, UnsupportedParameter, UpstreamTimeout
@@ -111,13 +112,12 @@ def translated(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _UsageAddingStream:
+class _UsageAddingStream(StreamAround):
     """Relays the chunks, then adds the usage chunk OpenAI sends for include_usage."""
 
     def __init__(self, inner: ChatStream, prompt_tokens: int) -> None:
-        self.model = inner.model
+        super().__init__(inner)
         self.usage: Usage | None = None
-        self._inner = inner
         self._prompt_tokens = prompt_tokens
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -147,17 +147,6 @@ class _UsageAddingStream:
                 },
             }
         )
-
-    @property
-    def content(self) -> str:
-        return self._inner.content
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._inner.finish_reason
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class EmbeddedLlamaChatModel:

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 from tenacity import (
     AsyncRetrying,
@@ -40,6 +40,16 @@ class Verdicts:
     refused: type[GatewayError]
 
 
+class ResilienceOptions(TypedDict, total=False):
+    """``Resilience``'s options, as the wrappers around a port take them."""
+
+    breaker: CircuitBreaker | None
+    retries: int
+    retry_budget_s: float
+    telemetry: Telemetry | None
+    monotonic: Callable[[], float]
+
+
 def _backoff(attempt_number: int, error: BaseException | None) -> float:
     backoff = min(0.1 * 2.0 ** (attempt_number - 1), 2.0)
     asked = float(getattr(error, "retry_after_s", None) or 0.0)
@@ -48,28 +58,18 @@ def _backoff(attempt_number: int, error: BaseException | None) -> float:
 
 class Resilience:
     """Retries only what is safe to send again (a ``Retryable`` error: nothing was
-    done), honouring Retry-After, within ``retry_budget_s``; the breaker (when given)
-    refuses at once a server that keeps failing. ``telemetry`` hears of each retry and
-    each change of the circuit, under ``name``."""
+    done), honouring Retry-After, ``retries`` times (2) within ``retry_budget_s`` (10);
+    the ``breaker`` (when given) refuses at once a server that keeps failing.
+    ``telemetry`` hears of each retry and each change of the circuit, under ``name``."""
 
-    def __init__(
-        self,
-        name: str,
-        verdicts: Verdicts,
-        *,
-        breaker: CircuitBreaker | None = None,
-        retries: int = 2,
-        retry_budget_s: float = 10.0,
-        telemetry: Telemetry | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, name: str, verdicts: Verdicts, **options: Unpack[ResilienceOptions]) -> None:
         self.name = name
-        self.breaker = breaker
+        self.breaker = options.get("breaker")
         self._verdicts = verdicts
-        self._retries = retries
-        self._retry_budget_s = retry_budget_s
-        self._telemetry = telemetry
-        self._monotonic = monotonic
+        self._retries = options.get("retries", 2)
+        self._retry_budget_s = options.get("retry_budget_s", 10.0)
+        self._telemetry = options.get("telemetry")
+        self._monotonic = options.get("monotonic", time.monotonic)
 
     @property
     def accepting(self) -> bool:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
-from adapters.inference.resilience import Resilience, Verdicts
+from adapters.inference.resilience import Resilience, ResilienceOptions, Verdicts
+from adapters.inference.stream_relay import StreamAround
 from adapters.inference.transport_errors import RetryableOverloaded
 from adapters.inference.turns import Turns
 from domain.chat import Completion, ModelCard, Usage
-from domain.circuit import CircuitBreaker
 from domain.errors import UpstreamOverloaded, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from domain.health import ServiceHealth
 from ports.chat_model import ChatModel, ChatStream, TextCompletionModel
-from ports.telemetry import Telemetry
 
 CHAT_VERDICTS = Verdicts(
     server="inference upstream",
@@ -29,12 +28,11 @@ class UpstreamChatModel(ChatModel, TextCompletionModel, Protocol):
     health_name: str
 
 
-class _HeldStream:
+class _HeldStream(StreamAround):
     """The inner stream, holding its turn until it is closed or ends."""
 
     def __init__(self, inner: ChatStream, leave: Callable[[], None]) -> None:
-        self.model = inner.model
-        self._inner = inner
+        super().__init__(inner)
         self._leave = leave
         self._closed = False
 
@@ -45,14 +43,6 @@ class _HeldStream:
     @usage.setter
     def usage(self, value: Usage | None) -> None:
         self._inner.usage = value
-
-    @property
-    def content(self) -> str:
-        return self._inner.content
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._inner.finish_reason
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -70,8 +60,8 @@ class _HeldStream:
 
 class ResilientChatModel:
     """``inner`` behind ``Turns`` (``max_in_flight``, ``concurrency``, each wait bounded
-    by ``timeout_s``) and ``Resilience`` (``retries`` within ``retry_budget_s``, at most
-    ``timeout_s``; ``breaker``). A stream holds its turn until it is closed; retries
+    by ``timeout_s``) and ``Resilience`` (``resilience``: its options; the retry budget
+    at most ``timeout_s``). A stream holds its turn until it is closed; retries
     happen before it is returned, never once it has started."""
 
     def __init__(
@@ -81,10 +71,7 @@ class ResilientChatModel:
         max_in_flight: int | None = None,
         concurrency: int | None = None,
         timeout_s: float = 120.0,
-        breaker: CircuitBreaker | None = None,
-        retries: int = 2,
-        retry_budget_s: float = 10.0,
-        telemetry: Telemetry | None = None,
+        **resilience: Unpack[ResilienceOptions],
     ) -> None:
         self._inner = inner
         self.name = inner.name
@@ -95,14 +82,10 @@ class ResilientChatModel:
             concurrency=concurrency,
             timeout_s=timeout_s,
         )
-        self._resilience = Resilience(
-            inner.name,
-            CHAT_VERDICTS,
-            breaker=breaker,
-            retries=retries,
-            retry_budget_s=min(retry_budget_s, timeout_s),
-            telemetry=telemetry,
-        )
+        # Retries never outlast what one attempt may take.
+        options: ResilienceOptions = {**resilience}
+        options["retry_budget_s"] = min(resilience.get("retry_budget_s", 10.0), timeout_s)
+        self._resilience = Resilience(inner.name, CHAT_VERDICTS, **options)
 
     @property
     def in_flight(self) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
-from adapters.inference.resilience import Resilience, Verdicts
+from adapters.inference.resilience import Resilience, ResilienceOptions, Verdicts
 from adapters.inference.transport_errors import EmbeddingRefused
-from domain.circuit import CircuitBreaker
 from domain.errors import EmbeddingUnavailable
 from domain.health import ServiceHealth
 from ports.embedder import Embedder
-from ports.telemetry import Telemetry
 
 EMBEDDING_VERDICTS = Verdicts(
     server="embedding server",
@@ -28,26 +27,12 @@ class ResilientEmbedder:
     so that retrieval is skipped without waiting on a dead server."""
 
     def __init__(
-        self,
-        inner: Embedder,
-        *,
-        name: str,
-        breaker: CircuitBreaker | None = None,
-        retries: int = 2,
-        retry_budget_s: float = 10.0,
-        telemetry: Telemetry | None = None,
+        self, inner: Embedder, *, name: str, **resilience: Unpack[ResilienceOptions]
     ) -> None:
         self._inner = inner
         self.name = name
         self.model = inner.model
-        self._resilience = Resilience(
-            name,
-            EMBEDDING_VERDICTS,
-            breaker=breaker,
-            retries=retries,
-            retry_budget_s=retry_budget_s,
-            telemetry=telemetry,
-        )
+        self._resilience = Resilience(name, EMBEDDING_VERDICTS, **resilience)
 
     @property
     def dimension(self) -> int:

@@ -13,6 +13,7 @@ from adapters.inference.sse import sse_data
 from adapters.inference.transport_errors import TranslatedTransport
 from domain.chat import Usage
 from domain.errors import UpstreamUnavailable
+from ports.chat_model import ChatStream
 
 
 class SSEChatStream:
@@ -78,3 +79,23 @@ class SSEChatStream:
             self._closed = True
             self._release()
             await self._response.aclose()
+
+
+class StreamAround:
+    """A ``ChatStream`` around another: its text and finish reason are the inner
+    stream's, closing it closes the inner one. Subclasses change what they relay."""
+
+    def __init__(self, inner: ChatStream) -> None:
+        self.model = inner.model
+        self._inner = inner
+
+    @property
+    def content(self) -> str:
+        return self._inner.content
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._inner.finish_reason
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
