@@ -102,10 +102,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     upstream_connect_timeout_s: Seconds = 5.0
     """Longest wait to connect to an inference upstream: 502."""
     upstream_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
-    """Retries of a request an upstream refused or answered 429/502/503 (never after
-    it started answering)."""
+    """Retries of a request an upstream (or EMBEDDINGS_URL) refused or answered
+    429/502/503 (never after it started answering)."""
     circuit_failures: Positive = 5
-    """Consecutive failures that open an upstream's circuit (refused at once)."""
+    """Consecutive failures that open an upstream's (or EMBEDDINGS_URL's) circuit
+    (refused at once)."""
     circuit_cooldown_s: Seconds = 10.0
     """How long an open circuit refuses before letting a probe through."""
     upstream_max_connections: Positive = 512
