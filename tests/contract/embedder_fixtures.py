@@ -231,16 +231,12 @@ async def fake_server_embedder(
 
 
 @pytest.fixture
-async def resilient_fake_server_embedder(
-    fake_embeddings_server: FakeEmbeddingsServer,
-) -> AsyncIterator[EmbedderUnderTest]:
+def resilient_fake_server_embedder(fake_server_embedder: EmbedderUnderTest) -> EmbedderUnderTest:
     """As the gateway builds a remote embedder: with retries and a circuit breaker."""
-    async with fake_embeddings_server.client() as client:
-        remote = OpenAICompatibleEmbedder(
-            "http://fake-embeddings", client, model=fake_embeddings_server.model, batch_size=64
-        )
-        adapter = ResilientEmbedder(remote, name=remote.name, breaker=CircuitBreaker())
-        yield EmbedderUnderTest(adapter, batch_tolerance=1e-12)
+    around = ResilientEmbedder(
+        fake_server_embedder.adapter, name="fake-embeddings", breaker=CircuitBreaker()
+    )
+    return EmbedderUnderTest(around, batch_tolerance=fake_server_embedder.batch_tolerance)
 
 
 @pytest.fixture
