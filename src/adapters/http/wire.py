@@ -21,6 +21,7 @@ from domain.chat import (
     TOP_LOGPROBS_RANGE,
     TOP_P_RANGE,
 )
+from domain.memory import MAX_USER_ID
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 Temperature = Annotated[float, msgspec.Meta(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
@@ -282,7 +283,7 @@ class EmbeddingsOut(msgspec.Struct):
 Budget = Annotated[
     float, msgspec.Meta(ge=LATENCY_BUDGET_RANGE_MS[0], le=LATENCY_BUDGET_RANGE_MS[1])
 ]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
 
 
 class UnifiedMessage(Body):

@@ -57,7 +57,7 @@ from adapters.vector.qdrant_edge_common import (
 from domain.documents import Page
 from domain.errors import InvalidRequest, MemoryUnavailable
 from domain.health import ServiceHealth, Status
-from domain.memory import DecayPolicy, Memory, MemoryHit
+from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner
 
 # --- the memory layout (shared with the server adapter) ----------------------------------
 
@@ -67,10 +67,10 @@ CREATED_AT_S = "created_at_s"  # the same instant in epoch seconds, returned as 
 _POINT_IDS = uuid.UUID("6c1f0d3e-2a57-4b8e-9d61-3f0e8a4c7b25")
 
 
-def memory_point_id(tenant: str, user_id: str, memory_id: str) -> str:
+def memory_point_id(owner: MemoryOwner, memory_id: str) -> str:
     """Qdrant wants UUIDs: one derived from the owner AND the id, so that a memory id
     repeated under another user can never replace (or reach) that user's memory."""
-    return str(uuid.uuid5(_POINT_IDS, json.dumps([tenant, user_id, memory_id])))
+    return str(uuid.uuid5(_POINT_IDS, json.dumps([owner.tenant, owner.user_id, memory_id])))
 
 
 def rfc3339(seconds: float) -> str:
@@ -141,14 +141,16 @@ _INDEXES: dict[str, PayloadIndex] = {
 _SCROLL_PAGE = 1024
 
 
-def _owned_by(tenant: str, user_id: str) -> Filter:
+def _owned_by(owner: MemoryOwner) -> Filter:
     # Exact keyword matches: a user id such as "*" or '{"$ne": 1}' is only itself.
-    return Filter(must=[equals(TENANT, tenant), equals(USER_ID, user_id)])
+    return Filter(must=[equals(TENANT, owner.tenant), equals(USER_ID, owner.user_id)])
 
 
-def _one(tenant: str, user_id: str, memory_id: str) -> Filter:
-    point = memory_point_id(tenant, user_id, memory_id)
-    return Filter(must=[HasIdCondition({point}), equals(TENANT, tenant), equals(USER_ID, user_id)])
+def _one(owner: MemoryOwner, memory_id: str) -> Filter:
+    point = memory_point_id(owner, memory_id)
+    return Filter(
+        must=[HasIdCondition({point}), equals(TENANT, owner.tenant), equals(USER_ID, owner.user_id)]
+    )
 
 
 def edge_decay(decay: DecayPolicy, now: float) -> Formula:
@@ -190,7 +192,7 @@ class QdrantEdgeMemoryStore:
 
     def _point(self, memory: Memory, vector: Sequence[float]) -> Point:
         return Point(
-            memory_point_id(memory.tenant, memory.user_id, memory.id),
+            memory_point_id(memory.owner, memory.id),
             {DENSE: list(vector), SPARSE: self._keywords.document(memory.text)},
             memory_payload(memory),
         )
@@ -202,9 +204,9 @@ class QdrantEdgeMemoryStore:
         await self._shard.run(write)
 
     async def search(
-        self, tenant: str, user_id: str, text: str, vector: list[float], limit: int, now: float
+        self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
-        where = _owned_by(tenant, user_id)
+        where = _owned_by(owner)
         direction = unit(vector)
         depth = prefetch_depth(limit)
         formula = edge_decay(self._decay, now)
@@ -231,9 +233,9 @@ class QdrantEdgeMemoryStore:
         return ranked_hits(await self._shard.run(run), self._decay, now)
 
     async def list_memories(
-        self, tenant: str, user_id: str, limit: int, after: str | None = None
+        self, owner: MemoryOwner, limit: int, after: str | None = None
     ) -> Page[Memory]:
-        where = _owned_by(tenant, user_id)
+        where = _owned_by(owner)
 
         def scan(shard: EdgeShard) -> list[Memory]:
             records: list[Record] = []
@@ -250,14 +252,14 @@ class QdrantEdgeMemoryStore:
 
         return newest_first(await self._shard.run(scan), limit, after)
 
-    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory | None:
-        return await self._shard.run(lambda shard: _get(shard, tenant, user_id, memory_id))
+    async def get(self, owner: MemoryOwner, memory_id: str) -> Memory | None:
+        return await self._shard.run(lambda shard: _get(shard, owner, memory_id))
 
     async def update(
-        self, tenant: str, user_id: str, memory_id: str, text: str, vector: list[float]
+        self, owner: MemoryOwner, memory_id: str, text: str, vector: list[float]
     ) -> Memory | None:
         def write(shard: EdgeShard) -> Memory | None:
-            current = _get(shard, tenant, user_id, memory_id)
+            current = _get(shard, owner, memory_id)
             if current is None:
                 return None
             memory = replace(current, text=text)
@@ -266,11 +268,11 @@ class QdrantEdgeMemoryStore:
 
         return await self._shard.run(write)
 
-    async def delete(self, tenant: str, user_id: str, memory_id: str) -> bool:
-        return bool(await self._remove(_one(tenant, user_id, memory_id)))
+    async def delete(self, owner: MemoryOwner, memory_id: str) -> bool:
+        return bool(await self._remove(_one(owner, memory_id)))
 
-    async def forget(self, tenant: str, user_id: str) -> int:
-        return await self._remove(_owned_by(tenant, user_id))
+    async def forget(self, owner: MemoryOwner) -> int:
+        return await self._remove(_owned_by(owner))
 
     async def _remove(self, where: Filter) -> int:
         def remove(shard: EdgeShard) -> int:
@@ -294,9 +296,9 @@ class QdrantEdgeMemoryStore:
         await self._shard.close()
 
 
-def _get(shard: EdgeShard, tenant: str, user_id: str, memory_id: str) -> Memory | None:
+def _get(shard: EdgeShard, owner: MemoryOwner, memory_id: str) -> Memory | None:
     records, _ = shard.scroll(
-        ScrollRequest(limit=1, filter=_one(tenant, user_id, memory_id), with_payload=True)
+        ScrollRequest(limit=1, filter=_one(owner, memory_id), with_payload=True)
     )
     return memory_from(records[0].payload or {}) if records else None
 

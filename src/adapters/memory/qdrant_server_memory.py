@@ -39,7 +39,7 @@ from adapters.vector.qdrant_edge_common import (
 from domain.documents import Page
 from domain.errors import MemoryUnavailable
 from domain.health import ServiceHealth, Status
-from domain.memory import DecayPolicy, Memory, MemoryHit
+from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner
 
 _SCROLL_PAGE = 1024
 
@@ -57,18 +57,18 @@ def _equals(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-def _owned_by(tenant: str, user_id: str) -> models.Filter:
+def _owned_by(owner: MemoryOwner) -> models.Filter:
     # Exact keyword matches: a user id such as "*" or '{"$ne": 1}' is only itself.
-    return models.Filter(must=[_equals(TENANT, tenant), _equals(USER_ID, user_id)])
+    return models.Filter(must=[_equals(TENANT, owner.tenant), _equals(USER_ID, owner.user_id)])
 
 
-def _one(tenant: str, user_id: str, memory_id: str) -> models.Filter:
-    point = memory_point_id(tenant, user_id, memory_id)
+def _one(owner: MemoryOwner, memory_id: str) -> models.Filter:
+    point = memory_point_id(owner, memory_id)
     return models.Filter(
         must=[
             models.HasIdCondition(has_id=[point]),
-            _equals(TENANT, tenant),
-            _equals(USER_ID, user_id),
+            _equals(TENANT, owner.tenant),
+            _equals(USER_ID, owner.user_id),
         ]
     )
 
@@ -159,7 +159,7 @@ class QdrantServerMemoryStore:
     async def _point(self, memory: Memory, vector: Sequence[float]) -> models.PointStruct:
         terms = await asyncio.to_thread(self._keywords.document, memory.text)
         return models.PointStruct(
-            id=memory_point_id(memory.tenant, memory.user_id, memory.id),
+            id=memory_point_id(memory.owner, memory.id),
             vector={
                 DENSE: list(vector),
                 SPARSE: models.SparseVector(indices=list(terms.indices), values=list(terms.values)),
@@ -174,10 +174,10 @@ class QdrantServerMemoryStore:
             await self._client.upsert(self.collection, [point])
 
     async def search(
-        self, tenant: str, user_id: str, text: str, vector: list[float], limit: int, now: float
+        self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
         await self._ensure_collection()
-        where = _owned_by(tenant, user_id)
+        where = _owned_by(owner)
         direction = unit(vector)
         terms = self._keywords.query(text)
         sparse = models.SparseVector(indices=list(terms.indices), values=list(terms.values))
@@ -206,7 +206,7 @@ class QdrantServerMemoryStore:
         return ranked_hits(fused, self._decay, now)
 
     async def list_memories(
-        self, tenant: str, user_id: str, limit: int, after: str | None = None
+        self, owner: MemoryOwner, limit: int, after: str | None = None
     ) -> Page[Memory]:
         await self._ensure_collection()
         memories: list[Memory] = []
@@ -215,7 +215,7 @@ class QdrantServerMemoryStore:
             while True:
                 records, offset = await self._client.scroll(
                     self.collection,
-                    scroll_filter=_owned_by(tenant, user_id),
+                    scroll_filter=_owned_by(owner),
                     limit=_SCROLL_PAGE,
                     offset=offset,
                     with_payload=True,
@@ -225,21 +225,21 @@ class QdrantServerMemoryStore:
                     break
         return newest_first(memories, limit, after)
 
-    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory | None:
+    async def get(self, owner: MemoryOwner, memory_id: str) -> Memory | None:
         await self._ensure_collection()
         with _translated(f"read the memory {memory_id!r}"):
             records, _ = await self._client.scroll(
                 self.collection,
-                scroll_filter=_one(tenant, user_id, memory_id),
+                scroll_filter=_one(owner, memory_id),
                 limit=1,
                 with_payload=True,
             )
         return memory_from(records[0].payload or {}) if records else None
 
     async def update(
-        self, tenant: str, user_id: str, memory_id: str, text: str, vector: list[float]
+        self, owner: MemoryOwner, memory_id: str, text: str, vector: list[float]
     ) -> Memory | None:
-        current = await self.get(tenant, user_id, memory_id)
+        current = await self.get(owner, memory_id)
         if current is None:
             return None
         memory = replace(current, text=text)
@@ -248,11 +248,11 @@ class QdrantServerMemoryStore:
             await self._client.upsert(self.collection, [point])
         return memory
 
-    async def delete(self, tenant: str, user_id: str, memory_id: str) -> bool:
-        return bool(await self._remove(_one(tenant, user_id, memory_id), "delete a memory"))
+    async def delete(self, owner: MemoryOwner, memory_id: str) -> bool:
+        return bool(await self._remove(_one(owner, memory_id), "delete a memory"))
 
-    async def forget(self, tenant: str, user_id: str) -> int:
-        return await self._remove(_owned_by(tenant, user_id), "forget a user")
+    async def forget(self, owner: MemoryOwner) -> int:
+        return await self._remove(_owned_by(owner), "forget a user")
 
     async def _remove(self, where: models.Filter, action: str) -> int:
         await self._ensure_collection()
