@@ -30,7 +30,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 from adapters.memory.in_process_queue import InProcessMemoryQueue
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
 from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
 from application.memories import MemoryWriter
 from bench.test_hot_path_bench import run_now

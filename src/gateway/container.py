@@ -270,11 +270,11 @@ async def memory_store(
             await mem0.close()
         return
     if qdrant is not None:
-        from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+        from adapters.memory.qdrant_memory import QdrantServerMemoryStore
 
         yield QdrantServerMemoryStore(qdrant, embedder.dimension, decay=decay)
         return
-    from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
+    from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
 
     store = QdrantEdgeMemoryStore(
         settings.data_path / "qdrant" / "memories", embedder.dimension, decay=decay

@@ -24,8 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from adapters.memory.in_process_queue import InProcessMemoryQueue
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
-from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore, QdrantServerMemoryStore
 from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
 from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner, new_memory_id
 from ports.memory_queue import MemoryQueue

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
-from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore, QdrantServerMemoryStore
 from domain.errors import InvalidRequest, MemoryUnavailable
 from domain.health import Status
 from domain.memory import DecayPolicy, Memory, MemoryOwner

@@ -37,8 +37,9 @@ from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient
 
-from adapters.memory.qdrant_edge_memory import newest_first, rfc3339
-from adapters.vector.qdrant_edge_common import prefetch_depth
+from adapters.memory.qdrant_memory import newest_first
+from adapters.qdrant.edge import rfc3339
+from adapters.qdrant.engine import prefetch_depth
 from domain.documents import Page
 from domain.errors import ConfigurationError, MemoryUnavailable
 from domain.health import ServiceHealth, Status

@@ -1,51 +1,38 @@
-"""What the Qdrant adapters share.
-
-* ``EdgeShardThread``: a Qdrant Edge shard on local disk, opened on first use and driven
-  from ONE dedicated thread: the engine is synchronous and CPU-bound and a shard is not
-  known to be thread-safe, so the event loop never runs it and two calls never overlap.
-* Edge filters and the search request: dense, keyword (BM25), or both as two prefetches
-  fused by reciprocal rank.
-* ``KeywordEncoder``: BM25 term weights computed in the gateway with Edge's ``Bm25``, for
-  an Edge shard and a Qdrant server alike (the store applies IDF: ``Modifier.Idf``).
-* The document layout both document adapters store (payload, summary records, hits), so
-  the embedded and the server index hold and answer exactly the same thing.
-"""
+"""The document layout both document indexes store (payload, summary records, hits) and
+the Edge search request, so the embedded and the server index hold and answer exactly
+the same thing. The engine-neutral parts (vector names, fusion, BM25 terms) and the Edge
+shard live in ``adapters.qdrant``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
-import operator
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from qdrant_edge import (
-    Bm25,
-    Bm25Config,
-    Distance,
-    EdgeConfig,
-    EdgeShard,
-    EdgeSparseVectorParams,
-    EdgeVectorParams,
     FieldCondition,
     Filter,
     Fusion,
-    KeywordIndexParams,
-    MatchValue,
-    Modifier,
-    PayloadSchemaType,
     Prefetch,
     Query,
     QueryRequest,
     RangeFloat,
     SparseVector,
-    UpdateOperation,
 )
 
+from adapters.qdrant.edge import EdgeShardThread as EdgeShardThread
+from adapters.qdrant.edge import PayloadIndex as PayloadIndex
+from adapters.qdrant.edge import equals as equals
+from adapters.qdrant.edge import open_shard as open_shard
+from adapters.qdrant.edge import shard_config as shard_config
+from adapters.qdrant.engine import DENSE as DENSE
+from adapters.qdrant.engine import RRF_K as RRF_K
+from adapters.qdrant.engine import SPARSE as SPARSE
+from adapters.qdrant.engine import KeywordEncoder as KeywordEncoder
+from adapters.qdrant.engine import cosine as cosine
+from adapters.qdrant.engine import prefetch_depth as prefetch_depth
+from adapters.qdrant.engine import unit as unit
 from domain.documents import (
     Document,
     DocumentHit,
@@ -55,109 +42,7 @@ from domain.documents import (
     SearchMode,
     SearchQuery,
 )
-from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable
 from domain.search_filter import SearchFilter
-
-T = TypeVar("T")
-
-DENSE = "dense"
-SPARSE = "bm25"
-# Qdrant's own default constant: what a server's FusionQuery(RRF) uses, so the embedded and
-# the server index fuse alike. Small k favours hits that one retriever ranks first.
-RRF_K = 2
-
-
-def prefetch_depth(k: int) -> int:
-    """Candidates each retriever hands to the fusion (and how many fused hits are read
-    when a threshold may drop some): deep enough for a hit that only one retriever
-    ranks well to reach the top ``k``."""
-    return max(4 * k, 20)
-
-
-# --- the Edge engine ---------------------------------------------------------------------
-
-
-def shard_config(dimension: int) -> EdgeConfig:
-    """A named cosine vector of ``dimension`` and a BM25 sparse vector weighted by IDF."""
-    return EdgeConfig(
-        vectors={DENSE: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
-        sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
-    )
-
-
-PayloadIndex = PayloadSchemaType | KeywordIndexParams
-
-
-def open_shard(path: Path, config: EdgeConfig, indexes: Mapping[str, PayloadIndex]) -> EdgeShard:
-    """Load the shard at ``path`` (checking ``config`` against it) or create it there;
-    then create the payload indexes it lacks."""
-    path.mkdir(parents=True, exist_ok=True)
-    if (path / "edge_config.json").exists():
-        shard = EdgeShard.load(str(path), config)
-    else:
-        shard = EdgeShard.create(str(path), config)
-    present = shard.info().payload_schema
-    for field, schema in indexes.items():
-        if field not in present:
-            shard.update(UpdateOperation.create_field_index(field, schema))
-    return shard
-
-
-class EdgeShardThread:
-    """One shard, opened on first use; every call on it runs on one dedicated thread.
-    Engine failures become ``unavailable`` (the engine raises plain ``Exception``)."""
-
-    def __init__(
-        self,
-        path: Path,
-        opener: Callable[[Path], EdgeShard],
-        *,
-        name: str,
-        unavailable: type[BackendUnavailable] = IndexUnavailable,
-    ) -> None:
-        self.path = path
-        self._opener = opener
-        self._name = name
-        self._unavailable = unavailable
-        self._executor: ThreadPoolExecutor | None = None
-        self._shard: EdgeShard | None = None  # touched on the shard's thread only
-
-    async def run(self, work: Callable[[EdgeShard], T]) -> T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"qdrant-edge-{self._name}")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._on_shard, work
-            )
-        except GatewayError:
-            raise
-        except Exception as exc:
-            raise self._unavailable(f"the Qdrant Edge shard {self._name!r} failed: {exc}") from exc
-
-    def _on_shard(self, work: Callable[[EdgeShard], T]) -> T:
-        if self._shard is None:
-            self._shard = self._opener(self.path)
-        return work(self._shard)
-
-    async def close(self) -> None:
-        """Flush and close the shard and stop its thread (a later call reopens it)."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_shard)
-        finally:
-            executor.shutdown(wait=False)
-
-    def _close_shard(self) -> None:
-        shard, self._shard = self._shard, None
-        if shard is not None:
-            shard.flush()
-            shard.close()
-
-
-def equals(key: str, value: str | int) -> FieldCondition:
-    return FieldCondition(key=key, match=MatchValue(value))
 
 
 def edge_conditions(conditions: Mapping[str, Any]) -> list[FieldCondition]:
@@ -212,35 +97,6 @@ def edge_search_request(
         with_payload=list(HIT_FIELDS),
         with_vector=[DENSE],
     )
-
-
-class KeywordEncoder:
-    """BM25 in the gateway: a document's terms weighted by saturated, length-normalised
-    frequency (Edge's ``Bm25``: k=1.2, b=0.75, English stemming and stopwords), a query's
-    terms by 1; the store multiplies by each term's IDF at search time."""
-
-    def __init__(self, config: Bm25Config | None = None) -> None:
-        self._bm25 = Bm25(config)
-
-    def document(self, text: str) -> SparseVector:
-        return self._bm25.embed_document(text)
-
-    def query(self, text: str) -> SparseVector:
-        return self._bm25.embed_query(text)
-
-
-def unit(vector: Sequence[float]) -> list[float]:
-    norm = math.hypot(*vector)
-    return [x / norm for x in vector] if norm else list(vector)
-
-
-def cosine(unit_query: Sequence[float], stored: Sequence[float]) -> float:
-    """Cosine of a stored vector to an already unit-length query, within [-1, 1]."""
-    norm = math.hypot(*stored)
-    if not norm:
-        return 0.0
-    dot: float = sum(map(operator.mul, unit_query, stored))
-    return max(-1.0, min(1.0, dot / norm))
 
 
 # --- the document layout -----------------------------------------------------------------
