@@ -245,11 +245,11 @@ async def document_index(
     settings: Settings, qdrant: Any, embedder: Embedder
 ) -> AsyncIterator[DocumentIndex]:
     if qdrant is not None:
-        from adapters.vector.qdrant_server_index import QdrantServerIndex
+        from adapters.vector.qdrant_index import QdrantServerIndex
 
         yield QdrantServerIndex(qdrant, embedder.dimension)
         return
-    from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+    from adapters.vector.qdrant_index import QdrantEdgeIndex
 
     index = QdrantEdgeIndex(settings.data_path / "qdrant" / "documents", embedder.dimension)
     try:

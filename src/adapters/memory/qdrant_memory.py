@@ -28,11 +28,12 @@ from adapters.qdrant.edge import EdgeDriver, rfc3339
 from adapters.qdrant.engine import (
     Collection,
     Decay,
-    HybridSearch,
     IndexKind,
     KeywordEncoder,
     QdrantDriver,
+    Search,
     StoredPoint,
+    Upsert,
     Where,
     cosine,
     ms_since,
@@ -129,21 +130,21 @@ class QdrantMemoryStore:
 
     async def add(self, memory: Memory, vector: list[float]) -> None:
         point = await self._point(memory, vector)
-        await self._driver.upsert([point], action=f"store the memory {memory.id!r}")
+        await self._driver.write([Upsert([point])], action=f"store the memory {memory.id!r}")
 
     async def search(
         self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
         direction = unit(vector)
-        search = HybridSearch(
+        search = Search(
             dense=direction,
             sparse=self._keywords.query(text),
             where=_owned_by(owner),
-            depth=prefetch_depth(limit),
             limit=limit,
+            depth=prefetch_depth(limit),
             decay=Decay(CREATED_AT, self._decay.half_life_s, now),
         )
-        found = await self._driver.hybrid(search, action="search the memories")
+        found = await self._driver.search(search, action="search the memories")
         hits = [
             MemoryHit(
                 id=f.payload[MEMORY_ID],
@@ -181,7 +182,7 @@ class QdrantMemoryStore:
             return None
         memory = replace(current, text=text)
         point = await self._point(memory, vector)
-        await self._driver.upsert([point], action=f"update the memory {memory_id!r}")
+        await self._driver.write([Upsert([point])], action=f"update the memory {memory_id!r}")
         return memory
 
     async def delete(self, owner: MemoryOwner, memory_id: str) -> bool:

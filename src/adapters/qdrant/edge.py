@@ -25,14 +25,19 @@ from qdrant_edge import (
     Formula,
     Fusion,
     HasIdCondition,
+    HasVectorCondition,
+    IsEmptyCondition,
+    IsNullCondition,
     KeywordIndexParams,
     MatchValue,
     Modifier,
+    NestedCondition,
     PayloadSchemaType,
     Point,
     Prefetch,
     Query,
     QueryRequest,
+    RangeFloat,
     Record,
     ScoredPoint,
     ScrollRequest,
@@ -46,16 +51,28 @@ from adapters.qdrant.engine import (
     SPARSE,
     Collection,
     Decay,
+    DeleteIds,
+    DeleteWhere,
     Found,
-    HybridSearch,
     IndexKind,
     Payload,
+    Search,
     StoredPoint,
     Where,
+    Write,
 )
 from domain.errors import BackendUnavailable, GatewayError, IndexUnavailable
 
 T = TypeVar("T")
+Condition = (
+    FieldCondition
+    | IsEmptyCondition
+    | IsNullCondition
+    | HasIdCondition
+    | HasVectorCondition
+    | NestedCondition
+    | Filter
+)
 PayloadIndex = PayloadSchemaType | KeywordIndexParams
 
 
@@ -148,10 +165,28 @@ def equals(key: str, value: str | int) -> FieldCondition:
 
 
 def edge_filter(where: Where) -> Filter:
-    fields = [equals(key, value) for key, value in where.equals]
+    must: list[Condition] = [equals(key, value) for key, value in where.equals]
     if where.ids:
-        return Filter(must=[HasIdCondition(set(where.ids)), *fields])
-    return Filter(must=[*fields])
+        must.insert(0, HasIdCondition(set(where.ids)))
+    if where.any_of:
+        must.append(Filter(should=[equals(key, value) for key, value in where.any_of]))
+    must += [FieldCondition(key=key, range=RangeFloat(**bounds)) for key, bounds in where.ranges]
+    must_not: list[Condition] = [HasIdCondition(set(where.not_ids))] if where.not_ids else []
+    return Filter(must=must, must_not=must_not or None)
+
+
+def edge_point(point: StoredPoint) -> Point:
+    if point.dense is None or point.sparse is None:
+        return Point(point.id, {}, dict(point.payload))
+    return Point(point.id, {DENSE: list(point.dense), SPARSE: point.sparse}, dict(point.payload))
+
+
+def edge_update(write: Write) -> UpdateOperation:
+    if isinstance(write, DeleteIds):
+        return UpdateOperation.delete_points(list(write.ids))
+    if isinstance(write, DeleteWhere):
+        return UpdateOperation.delete_points_by_filter(edge_filter(write.where))
+    return UpdateOperation.upsert_points([edge_point(p) for p in write.points])
 
 
 def rfc3339(seconds: float) -> str:
@@ -188,13 +223,14 @@ class EdgeDriver:
             unavailable=unavailable,
         )
 
-    async def upsert(self, points: Sequence[StoredPoint], *, action: str) -> None:
-        batch = [
-            Point(p.id, {DENSE: list(p.dense), SPARSE: p.sparse}, dict(p.payload)) for p in points
-        ]
-        await self._shard.run(lambda shard: shard.update(UpdateOperation.upsert_points(batch)))
+    async def write(self, writes: Sequence[Write], *, action: str) -> None:
+        def apply(shard: EdgeShard) -> None:
+            for write in writes:
+                shard.update(edge_update(write))
 
-    async def hybrid(self, search: HybridSearch, *, action: str) -> list[Found]:
+        await self._shard.run(apply)
+
+    async def search(self, search: Search, *, action: str) -> list[Found]:
         where = edge_filter(search.where)
         formula = edge_decay(search.decay) if search.decay is not None else None
 
@@ -206,19 +242,30 @@ class EdgeDriver:
                 limit=search.depth, prefetches=[candidates], query=formula, filter=where
             )
 
-        request = QueryRequest(
-            limit=search.limit,
-            prefetches=[
-                retriever(Query.Nearest(list(search.dense), using=DENSE)),
-                retriever(Query.Nearest(search.sparse, using=SPARSE)),
-            ],
-            query=cast(Fusion, Fusion.Rrf(k=RRF_K)),  # the stub omits Fusion's variants
-            filter=where,
-            with_payload=True,
-            with_vector=[DENSE],
-        )
+        dense = Query.Nearest(list(search.dense), using=DENSE)
+        keyword = Query.Nearest(search.sparse, using=SPARSE)
+        fields = list(search.fields) if search.fields is not None else True
+        vectors = [DENSE] if search.with_dense else None
+        if search.retrievers == "hybrid":
+            request = QueryRequest(
+                limit=search.limit,
+                prefetches=[retriever(dense), retriever(keyword)],
+                query=cast(Fusion, Fusion.Rrf(k=RRF_K)),  # the stub omits Fusion's variants
+                filter=where,
+                with_payload=fields,
+                with_vector=vectors,
+            )
+        else:
+            request = QueryRequest(
+                limit=search.limit,
+                query=dense if search.retrievers == "dense" else keyword,
+                filter=where,
+                with_payload=fields,
+                with_vector=vectors,
+                score_threshold=search.score_threshold,
+            )
         points = await self._shard.run(lambda shard: shard.query(request))
-        return [Found(p.payload or {}, _dense(p)) for p in points]
+        return [Found(p.payload or {}, p.score, _dense(p)) for p in points]
 
     async def scroll(self, where: Where, *, limit: int | None, action: str) -> list[Payload]:
         condition = edge_filter(where)
@@ -249,6 +296,9 @@ class EdgeDriver:
             return found
 
         return await self._shard.run(remove)
+
+    async def optimize(self) -> None:
+        await self._shard.run(lambda shard: shard.optimize())
 
     async def describe(self) -> str | None:
         points = await self._shard.run(lambda shard: shard.info().points_count)

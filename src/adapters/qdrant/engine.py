@@ -2,7 +2,7 @@
 keyword (BM25) terms, and the driver protocol a store is written against.
 
 A store describes what it wants in the neutral terms below (``Collection``, ``Where``,
-``StoredPoint``, ``HybridSearch``); a driver turns them into its engine's requests and its
+``StoredPoint``, ``Search``, the writes); a driver turns them into its engine's requests and its
 engine's failures into the store's ``unavailable`` error."""
 
 from __future__ import annotations
@@ -86,20 +86,45 @@ class Collection:
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """Points whose payload matches every ``(key, value)`` exactly (keyword match: a value
-    such as ``*`` or ``{"$ne": 1}`` is only itself) and, when given, whose id is one of
-    ``ids``."""
+    """Points whose payload matches every ``equals`` pair exactly (keyword match: a value
+    such as ``*`` or ``{"$ne": 1}`` is only itself), at least one ``any_of`` pair when
+    there are any, every ``ranges`` bound (``gt``, ``gte``, ``lt``, ``lte`` on a number);
+    whose id is one of ``ids`` when given, and none of ``not_ids``."""
 
     equals: tuple[tuple[str, str | int], ...] = ()
+    any_of: tuple[tuple[str, str | int], ...] = ()
+    ranges: tuple[tuple[str, Mapping[str, float]], ...] = ()
     ids: tuple[str, ...] = ()
+    not_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class StoredPoint:
+    """A point with both vectors, or (``dense`` None) a record without any, which no
+    search finds and only a scroll reads."""
+
     id: str
-    dense: Sequence[float]
-    sparse: SparseVector
+    dense: Sequence[float] | None
+    sparse: SparseVector | None
     payload: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    points: Sequence[StoredPoint]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteIds:
+    ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteWhere:
+    where: Where
+
+
+Write = Upsert | DeleteIds | DeleteWhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +137,33 @@ class Decay:
     now: float
 
 
+Retrievers = Literal["dense", "keyword", "hybrid"]
+
+
 @dataclass(frozen=True, slots=True)
-class HybridSearch:
-    """Dense (``dense``, unit length) and keyword (``sparse``) retrievers, ``depth``
-    candidates each, optionally rescored by ``decay``, fused by reciprocal rank; the best
-    ``limit`` points of ``where`` with their payload and their stored dense vector."""
+class Search:
+    """The best ``limit`` points of ``where`` by the dense retriever (``dense``, unit
+    length; score: cosine, at least ``score_threshold`` when set), the keyword one
+    (``sparse``), or both (``depth`` candidates each, fused by reciprocal rank; ``decay``
+    then rescores each retriever's candidates before the fusion). ``fields``: the
+    payload fields read (all when None); ``with_dense``: the stored dense vector too."""
 
     dense: Sequence[float]
     sparse: SparseVector
     where: Where
-    depth: int
     limit: int
+    depth: int
+    retrievers: Retrievers = "hybrid"
     decay: Decay | None = None
+    score_threshold: float | None = None
+    fields: tuple[str, ...] | None = None
+    with_dense: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
     payload: Payload
+    score: float
     dense: Sequence[float] = field(default_factory=list)
 
 
@@ -136,9 +171,11 @@ class QdrantDriver(Protocol):
     """One collection on one engine. Every call raises the store's ``unavailable`` error
     (a ``BackendUnavailable``) when the engine fails, naming ``action``."""
 
-    async def upsert(self, points: Sequence[StoredPoint], *, action: str) -> None: ...
+    async def write(self, writes: Sequence[Write], *, action: str) -> None:
+        """In order; on Edge as one step of the shard's thread (no search in between)."""
+        ...
 
-    async def hybrid(self, search: HybridSearch, *, action: str) -> list[Found]: ...
+    async def search(self, search: Search, *, action: str) -> list[Found]: ...
 
     async def scroll(self, where: Where, *, limit: int | None, action: str) -> list[Payload]:
         """The payloads of ``where`` (every one when ``limit`` is None), paged internally."""
@@ -146,6 +183,10 @@ class QdrantDriver(Protocol):
 
     async def remove(self, where: Where, *, action: str) -> int:
         """Delete the points of ``where``; how many there were."""
+        ...
+
+    async def optimize(self) -> None:
+        """Compact and index after bulk loads (a no-op where the engine does it itself)."""
         ...
 
     async def describe(self) -> str | None:

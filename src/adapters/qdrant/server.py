@@ -24,24 +24,46 @@ from adapters.qdrant.engine import (
     SPARSE,
     Collection,
     Decay,
+    DeleteIds,
+    DeleteWhere,
     Found,
-    HybridSearch,
     IndexKind,
     Payload,
+    Search,
     StoredPoint,
     Where,
+    Write,
 )
 from domain.errors import BackendUnavailable
 
 
+def _equals(key: str, value: str | int) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
 def server_filter(where: Where) -> models.Filter:
-    must: list[models.Condition] = [
-        models.FieldCondition(key=key, match=models.MatchValue(value=value))
-        for key, value in where.equals
-    ]
+    must: list[models.Condition] = [_equals(key, value) for key, value in where.equals]
     if where.ids:
         must.insert(0, models.HasIdCondition(has_id=list(where.ids)))
-    return models.Filter(must=must)
+    if where.any_of:
+        must.append(models.Filter(should=[_equals(key, value) for key, value in where.any_of]))
+    must += [
+        models.FieldCondition(key=key, range=models.Range(**bounds)) for key, bounds in where.ranges
+    ]
+    must_not: list[models.Condition] = (
+        [models.HasIdCondition(has_id=list(where.not_ids))] if where.not_ids else []
+    )
+    return models.Filter(must=must, must_not=must_not or None)
+
+
+def server_point(point: StoredPoint) -> models.PointStruct:
+    if point.dense is None or point.sparse is None:
+        return models.PointStruct(id=point.id, vector={}, payload=dict(point.payload))
+    return models.PointStruct(
+        id=point.id,
+        vector={DENSE: list(point.dense), SPARSE: sparse(point.sparse)},
+        payload=dict(point.payload),
+    )
 
 
 def server_decay(decay: Decay) -> models.FormulaQuery:
@@ -133,20 +155,21 @@ class ServerDriver:
                 f"embedder makes {self._collection.dimension} dimensions: use another collection"
             )
 
-    async def upsert(self, points: Sequence[StoredPoint], *, action: str) -> None:
+    async def write(self, writes: Sequence[Write], *, action: str) -> None:
         await self._ensure_collection()
-        batch = [
-            models.PointStruct(
-                id=p.id,
-                vector={DENSE: list(p.dense), SPARSE: sparse(p.sparse)},
-                payload=dict(p.payload),
-            )
-            for p in points
-        ]
         with self._translated(action):
-            await self._client.upsert(self._name, batch)
+            for write in writes:
+                if isinstance(write, DeleteIds):
+                    ids = models.PointIdsList(points=list(write.ids))
+                    await self._client.delete(self._name, ids)
+                elif isinstance(write, DeleteWhere):
+                    found = models.FilterSelector(filter=server_filter(write.where))
+                    await self._client.delete(self._name, found)
+                else:
+                    points = [server_point(p) for p in write.points]
+                    await self._client.upsert(self._name, points)
 
-    async def hybrid(self, search: HybridSearch, *, action: str) -> list[Found]:
+    async def search(self, search: Search, *, action: str) -> list[Found]:
         await self._ensure_collection()
         where = server_filter(search.where)
         formula = server_decay(search.decay) if search.decay is not None else None
@@ -159,20 +182,27 @@ class ServerDriver:
                 prefetch=[candidates], query=formula, limit=search.depth, filter=where
             )
 
+        dense, keyword = list(search.dense), sparse(search.sparse)
+        request: dict[str, Any]
+        if search.retrievers == "hybrid":
+            request = {
+                "prefetch": [retriever(dense, DENSE), retriever(keyword, SPARSE)],
+                "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+            }
+        elif search.retrievers == "dense":
+            request = {"query": dense, "using": DENSE, "score_threshold": search.score_threshold}
+        else:
+            request = {"query": keyword, "using": SPARSE}
         with self._translated(action):
             response = await self._client.query_points(
                 self._name,
-                prefetch=[
-                    retriever(list(search.dense), DENSE),
-                    retriever(sparse(search.sparse), SPARSE),
-                ],
-                query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
                 query_filter=where,
                 limit=search.limit,
-                with_payload=True,
-                with_vectors=[DENSE],
+                with_payload=list(search.fields) if search.fields is not None else True,
+                with_vectors=[DENSE] if search.with_dense else False,
+                **request,
             )
-        return [Found(p.payload or {}, _dense(p)) for p in response.points]
+        return [Found(p.payload or {}, p.score, _dense(p)) for p in response.points]
 
     async def scroll(self, where: Where, *, limit: int | None, action: str) -> list[Payload]:
         await self._ensure_collection()
@@ -201,6 +231,9 @@ class ServerDriver:
             if found:
                 await self._client.delete(self._name, models.FilterSelector(filter=condition))
         return found
+
+    async def optimize(self) -> None:
+        """A server indexes and compacts by itself."""
 
     async def describe(self) -> str | None:
         with self._translated("answer"):

@@ -1,38 +1,15 @@
-"""The document layout both document indexes store (payload, summary records, hits) and
-the Edge search request, so the embedded and the server index hold and answer exactly
-the same thing. The engine-neutral parts (vector names, fusion, BM25 terms) and the Edge
-shard live in ``adapters.qdrant``."""
+"""The document layout the Qdrant document index stores on every engine: the chunk and
+summary payloads, the metadata terms a filter matches, and how hits and summaries are
+read back."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
-from qdrant_edge import (
-    FieldCondition,
-    Filter,
-    Fusion,
-    Prefetch,
-    Query,
-    QueryRequest,
-    RangeFloat,
-    SparseVector,
-)
-
-from adapters.qdrant.edge import EdgeShardThread as EdgeShardThread
-from adapters.qdrant.edge import PayloadIndex as PayloadIndex
-from adapters.qdrant.edge import equals as equals
-from adapters.qdrant.edge import open_shard as open_shard
-from adapters.qdrant.edge import shard_config as shard_config
-from adapters.qdrant.engine import DENSE as DENSE
-from adapters.qdrant.engine import RRF_K as RRF_K
-from adapters.qdrant.engine import SPARSE as SPARSE
-from adapters.qdrant.engine import KeywordEncoder as KeywordEncoder
-from adapters.qdrant.engine import cosine as cosine
-from adapters.qdrant.engine import prefetch_depth as prefetch_depth
-from adapters.qdrant.engine import unit as unit
+from adapters.qdrant.engine import cosine, prefetch_depth
 from domain.documents import (
     Document,
     DocumentHit,
@@ -43,61 +20,6 @@ from domain.documents import (
     SearchQuery,
 )
 from domain.search_filter import SearchFilter
-
-
-def edge_conditions(conditions: Mapping[str, Any]) -> list[FieldCondition]:
-    """The Edge conditions of a search filter: user metadata and system fields."""
-    where = SearchFilter.parse(conditions)
-    found = [equals(METADATA_TERMS, term) for term in metadata_terms(where.metadata)]
-    found += [equals(key, value) for key, value in where.exact.items()]
-    if where.created_at:
-        found.append(FieldCondition(key=CREATED_AT, range=RangeFloat(**where.created_at)))
-    return found
-
-
-def edge_search_request(
-    mode: SearchMode,
-    dense: Sequence[float],
-    sparse: SparseVector,
-    *,
-    limit: int,
-    depth: int,
-    where: Filter,
-    score_threshold: float | None = None,
-) -> QueryRequest:
-    """Dense scores are cosines; keyword and hybrid hits carry their dense vector so that
-    the caller can score them by cosine too (fusion only orders them). Hits carry the
-    payload fields a ``DocumentHit`` is made of."""
-    nearest_dense = Query.Nearest(list(dense), using=DENSE)
-    nearest_sparse = Query.Nearest(sparse, using=SPARSE)
-    if mode is SearchMode.DENSE:
-        return QueryRequest(
-            limit=limit,
-            query=nearest_dense,
-            filter=where,
-            with_payload=list(HIT_FIELDS),
-            score_threshold=score_threshold,
-        )
-    if mode is SearchMode.KEYWORD:
-        return QueryRequest(
-            limit=limit,
-            query=nearest_sparse,
-            filter=where,
-            with_payload=list(HIT_FIELDS),
-            with_vector=[DENSE],
-        )
-    return QueryRequest(
-        limit=limit,
-        prefetches=[
-            Prefetch(limit=depth, query=nearest_dense, filter=where),
-            Prefetch(limit=depth, query=nearest_sparse, filter=where),
-        ],
-        query=cast("Fusion", Fusion.Rrf(k=RRF_K)),  # the 0.9 stubs type a fusion as Fusion
-        filter=where,
-        with_payload=list(HIT_FIELDS),
-        with_vector=[DENSE],
-    )
-
 
 # --- the document layout -----------------------------------------------------------------
 
