@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -36,14 +35,14 @@ from adapters.qdrant.engine import (
     Upsert,
     Where,
     cosine,
-    ms_since,
     prefetch_depth,
+    probe,
     unit,
 )
 from adapters.qdrant.server import ServerDriver
 from domain.documents import Page
 from domain.errors import InvalidRequest, MemoryUnavailable
-from domain.health import ServiceHealth, Status
+from domain.health import ServiceHealth
 from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner
 
 TENANT, USER_ID, MEMORY_ID, TEXT, METADATA = "tenant", "user_id", "memory_id", "text", "metadata"
@@ -192,12 +191,7 @@ class QdrantMemoryStore:
         return await self._driver.remove(_owned_by(owner), action="forget a user")
 
     async def check(self) -> ServiceHealth:
-        started = time.perf_counter()
-        try:
-            detail = await self._driver.describe()
-        except MemoryUnavailable as exc:
-            return ServiceHealth(self.health_name, Status.UNHEALTHY, ms_since(started), str(exc))
-        return ServiceHealth(self.health_name, Status.HEALTHY, ms_since(started), detail)
+        return await probe(self._driver, self.health_name)
 
     async def close(self) -> None:
         await self._driver.close()

@@ -16,6 +16,9 @@ from typing import Any, Literal, Protocol
 
 from qdrant_edge import Bm25, Bm25Config, SparseVector
 
+from domain.errors import BackendUnavailable
+from domain.health import ServiceHealth, Status
+
 DENSE = "dense"
 SPARSE = "bm25"
 # Qdrant's own default constant: what a server's FusionQuery(RRF) uses, so the embedded and
@@ -194,3 +197,13 @@ class QdrantDriver(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def probe(driver: QdrantDriver, name: str) -> ServiceHealth:
+    """A store's health: healthy with the driver's detail, or unhealthy with its error."""
+    started = time.perf_counter()
+    try:
+        detail = await driver.describe()
+    except BackendUnavailable as exc:
+        return ServiceHealth(name, Status.UNHEALTHY, ms_since(started), str(exc))
+    return ServiceHealth(name, Status.HEALTHY, ms_since(started), detail)

@@ -29,8 +29,8 @@ from adapters.qdrant.engine import (
     StoredPoint,
     Upsert,
     Where,
-    ms_since,
     prefetch_depth,
+    probe,
     unit,
 )
 from adapters.qdrant.server import ServerDriver
@@ -66,7 +66,7 @@ from domain.documents import (
     SearchQuery,
 )
 from domain.errors import IndexUnavailable
-from domain.health import ServiceHealth, Status
+from domain.health import ServiceHealth
 from domain.search_filter import SearchFilter
 
 # Only what queries filter on (each index costs an Edge shard's creation ~150 ms of fsyncs).
@@ -191,12 +191,7 @@ class QdrantDocumentIndex:
         await self._driver.optimize()
 
     async def check(self) -> ServiceHealth:
-        started = time.perf_counter()
-        try:
-            detail = await self._driver.describe()
-        except IndexUnavailable as exc:
-            return ServiceHealth(self.health_name, Status.UNHEALTHY, ms_since(started), str(exc))
-        return ServiceHealth(self.health_name, Status.HEALTHY, ms_since(started), detail)
+        return await probe(self._driver, self.health_name)
 
     async def close(self) -> None:
         await self._driver.close()
