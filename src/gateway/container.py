@@ -422,16 +422,28 @@ def rate_limiter(redis: Any) -> RateLimiter:
     return RedisRateLimiter(redis)
 
 
-def usage_history(redis: Any) -> UsageHistory:
-    """Each key's requests and tokens over time: in Redis (every instance's), or in
-    process."""
+async def usage_history(redis: Any) -> AsyncIterator[UsageHistory]:
+    """Each key's requests and tokens over time: in Redis (every instance's, flushed
+    every second by a background task and once more at shutdown), or in process."""
     if redis is None:
         from adapters.limits.in_process_usage_history import InProcessUsageHistory
 
-        return InProcessUsageHistory()
+        yield InProcessUsageHistory()
+        return
     from adapters.limits.redis_usage_history import RedisUsageHistory
 
-    return RedisUsageHistory(redis)
+    history = RedisUsageHistory(redis)
+    task = asyncio.create_task(history.run(), name="usage-history-flush")
+    try:
+        yield history
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await history.flush()
+        except BackendUnavailable as exc:
+            log.warning("usage history not flushed at shutdown: %s", exc.message)
 
 
 async def key_store(settings: Settings, redis: Any) -> AsyncIterator[KeyStore]:
@@ -538,7 +550,7 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(rate_limiter, redis_client)
     key_store = providers.Resource(key_store, settings, redis_client)
     audit_log = providers.Singleton(StructlogAuditLog)
-    usage_history = providers.Singleton(usage_history, redis_client)
+    usage_history = providers.Resource(usage_history, redis_client)
     key_management = providers.Singleton(
         KeyManagement, keyring, key_store, clock, audit_log, usage=usage_history
     )

@@ -11,7 +11,9 @@ from domain.usage import UsageSeries, UsageWindow
 class UsageHistory(Protocol):
     """Counts per key in the buckets of every ``UsageWindow``; a bucket is forgotten once
     it left its window (storage stays bounded whatever the traffic). Shared by every
-    gateway instance where the adapter is (Redis).
+    gateway instance where the adapter is (Redis): a record may reach the other
+    instances about a second later (it is buffered); ``series`` on the instance that
+    recorded it counts it at once.
 
     Errors: ``domain.errors.BackendUnavailable`` when the store cannot answer."""
 

@@ -6,6 +6,7 @@ what each real adapter promises about its storage being bounded, and Redis's fau
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 import itertools
 
 import pytest
@@ -20,6 +21,9 @@ from domain.health import Status
 from domain.usage import UsageWindow
 from ports.usage_history import UsageHistory
 from tests.conftest import free_port
+
+if TYPE_CHECKING:
+    from tests.contract.memory_fixtures import RedisServer
 
 pytest_plugins = ["tests.contract.limits_fixtures"]
 
@@ -105,6 +109,7 @@ async def test_in_process_keeps_only_the_windows_buckets() -> None:
 async def test_redis_buckets_expire_once_out_of_their_window(redis_client: Redis) -> None:
     history = RedisUsageHistory(redis_client, prefix="test:usage:ttl")
     await history.record("key_a", 1, 10, NOW)
+    await history.flush()
     names = [n async for n in redis_client.scan_iter(match="test:usage:ttl:key_a:*")]
     assert len(names) == 2  # one bucket per window
     for name in names:
@@ -116,12 +121,70 @@ async def test_redis_buckets_expire_once_out_of_their_window(redis_client: Redis
 
 
 @pytest.mark.redis
+async def test_redis_instances_share_counts_once_flushed(redis_client: Redis) -> None:
+    """A record costs no round trip: the other instance sees it after the recording
+    instance's flush (every second in the gateway); the recording one at once."""
+    one = RedisUsageHistory(redis_client, prefix="test:usage:shared")
+    other = RedisUsageHistory(redis_client, prefix="test:usage:shared")
+    await one.record("key_a", 1, 10, NOW)
+    await other.record("key_a", 1, 5, NOW)
+    assert [n async for n in redis_client.scan_iter(match="test:usage:shared:*")] == []
+    assert (await one.series("key_a", UsageWindow.HOUR, NOW)).tokens == 10  # its own
+    await other.flush()
+    assert (await one.series("key_a", UsageWindow.HOUR, NOW)).tokens == 15
+    assert (await other.series("key_a", UsageWindow.DAY, NOW)).requests == 2
+    await one.flush()  # nothing pending: nothing sent twice
+    assert (await other.series("key_a", UsageWindow.HOUR, NOW)).tokens == 15
+
+
+@pytest.mark.redis
+async def test_the_background_flush_sends_the_counts(redis_client: Redis) -> None:
+    one = RedisUsageHistory(redis_client, prefix="test:usage:run", flush_every_s=0.05)
+    other = RedisUsageHistory(redis_client, prefix="test:usage:run")
+    task = asyncio.create_task(one.run())
+    try:
+        await one.record("key_a", 1, 4, NOW)
+        for _ in range(100):
+            if (await other.series("key_a", UsageWindow.HOUR, NOW)).tokens == 4:
+                break
+            await asyncio.sleep(0.02)
+        assert (await other.series("key_a", UsageWindow.HOUR, NOW)).tokens == 4
+    finally:
+        task.cancel()
+
+
+@pytest.mark.redis
+async def test_counts_survive_a_redis_outage(private_redis_server: RedisServer) -> None:
+    client = private_redis_server.client()
+    history = RedisUsageHistory(client, prefix="test:usage:down", max_pending=1_000)
+    try:
+        private_redis_server.kill()
+        await history.record("key_a", 1, 7, NOW)
+        with pytest.raises(BackendUnavailable):
+            await history.flush()
+        assert (await history.check()).status is Status.UNHEALTHY
+        await history.record("key_a", 1, 3, NOW)  # counted meanwhile: added up
+        private_redis_server.start()
+        await history.flush()
+        series = await history.series("key_a", UsageWindow.HOUR, NOW)
+        assert (series.requests, series.tokens) == (2, 10)
+        # Memory stays bounded while Redis is down: the oldest buckets go first.
+        private_redis_server.kill()
+        for minute in range(1_000):
+            await history.record(f"key_{minute}", 1, 1, NOW + minute * MINUTE)
+        assert len(history._pending) <= 1_000
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
 async def test_a_closed_port_is_backend_unavailable() -> None:
     client = Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
     history = RedisUsageHistory(client)
     try:
+        await history.record("k", 1, 1, NOW)  # counted in process: no I/O
         with pytest.raises(BackendUnavailable):
-            await history.record("k", 1, 1, NOW)
+            await history.flush()
         with pytest.raises(BackendUnavailable):
             await history.series("k", UsageWindow.HOUR, NOW)
         assert (await history.check()).status is Status.UNHEALTHY
