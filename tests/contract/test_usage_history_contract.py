@@ -6,8 +6,8 @@ what each real adapter promises about its storage being bounded, and Redis's fau
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 import itertools
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
