@@ -333,8 +333,10 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     row = page.locator("#key-list tr", has_text=name)
     expect(row.locator(".usage")).to_have_text(f"{used} / 5000 (month)")
     assert row.locator(".usage svg").get_attribute("aria-label") == f"{used} of 5000 tokens"
-    # Its usage over time: a chart (GET /v1/keys/{id}/usage) said in words and a table.
-    row.get_by_role("button", name="Usage chart").click()
+    # Its usage over time: a chart (GET /v1/keys/{id}/usage) said in words and a table,
+    # opened from the keyboard.
+    row.get_by_role("button", name="Usage chart").focus()
+    page.keyboard.press("Enter")
     summary = page.locator("#key-usage-summary")
     expect(summary).to_contain_text(f"{used} tokens and 2 requests in the last hour")
     chart = page.locator("#key-usage svg.usage-chart")
@@ -352,6 +354,10 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     expect(page.locator("#key-usage svg.usage-chart rect.usage-bar")).to_have_count(60)
     assert value not in page.locator("#key-usage").inner_text()
     assert page.locator("#key-usage img, #key-usage script").count() == 0
+    page.locator("#key-usage summary").click()
+    expect(page.locator("#key-usage details tbody tr")).not_to_have_count(0)
+    assert unlabelled(page) == []
+    assert unnamed_buttons(page) == []
     page.locator("#key-usage").scroll_into_view_if_needed()
     shot(page, "keys")
     row.get_by_role("button", name="Revoke").click()
@@ -570,6 +576,8 @@ def test_a_document_read_back_shows_its_chunks_as_text(
     expect(meta).to_contain_text("metadata.author")
     assert XSS_IMG in meta.inner_text()
     assert page.locator("#kb-document img, #kb-document script").count() == 0
+    assert unlabelled(page) == []
+    assert unnamed_buttons(page) == []
     page.locator("#kb-document").scroll_into_view_if_needed()
     shot(page, "knowledge-base-read-back")
 

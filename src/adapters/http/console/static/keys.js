@@ -115,8 +115,10 @@ export async function render(root) {
     if (focus) usageTitle.focus();
     try {
       const u = await api(`v1/keys/${encodeURIComponent(usageKey.id)}/usage?window=${usageWindow.value}`);
+      const open = Boolean(usageBody.querySelector("details[open]")); // kept across refreshes
       clear(usageBody);
       usageBody.append(...usageView(u));
+      if (open) usageBody.querySelector("details").open = true;
     } catch (error) {
       clear(usageBody);
       usageBody.append(errorBox(error));
