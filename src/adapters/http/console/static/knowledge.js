@@ -179,6 +179,11 @@ export async function render(root) {
   reload();
 }
 
+function when(value) {
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
 // A document read back: its fields and metadata, then its chunks in order. Everything
 // is text (it comes from uploaded files).
 function documentView(doc) {
@@ -195,8 +200,8 @@ function documentView(doc) {
   return el(
     "div",
     {},
-    el("dl", { className: "doc-meta", id: "kb-document-meta" }, [...fields, ...metadata.map(([n, v]) => [`metadata.${n}`, v])].flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, name === "created_at" && value ? `${shown(value)} (${age(value)} ago)` : shown(value))])),
-    el("h4", {}, `${chunks.length} chunks`),
+    el("dl", { className: "doc-meta", id: "kb-document-meta" }, [...fields, ...metadata.map(([n, v]) => [`metadata.${n}`, v])].flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, name === "created_at" && value ? `${when(value)} (${age(value)} ago)` : shown(value))])),
+    el("h4", {}, `${chunks.length} chunk${chunks.length === 1 ? "" : "s"}`),
     chunks.length
       ? el("ol", { className: "chunks", id: "kb-chunks" }, chunks.map((c) => el("li", { "data-chunk-id": shown(c.id) }, el("span", { className: "score" }, where(c) || shown(c.id)), el("p", { className: "hit-text" }, shown(c.text)))))
       : el("p", { className: "muted" }, "No chunk returned."),
