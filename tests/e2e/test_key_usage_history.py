@@ -148,3 +148,34 @@ def test_the_route_is_documented(fake_gateway: GatewayProcess) -> None:
     assert window["in"] == "query"
     assert json.dumps(window).count("24h") >= 1
     assert operation["security"]
+
+
+def test_counts_not_yet_flushed_are_sent_at_shutdown(
+    fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM right after the requests (before the next flush): the gateway flushes its
+    counts as it stops; another instance reads them."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "REDIS_URL": redis_url,
+        "QDRANT_URL": "",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+    first = start_gateway(env, tmp_path_factory.mktemp("usage-stop-a"))
+    try:
+        created = httpx.post(
+            f"{first.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "stopped"}
+        ).json()
+        for _ in range(4):
+            response = httpx.get(f"{first.url}/v1/models", headers=bearer(created["key"]))
+            assert response.status_code == 200
+    finally:
+        stop(first.process)  # type: ignore[arg-type]
+    assert first.process.returncode == 0  # type: ignore[union-attr]
+    second = start_gateway(env, tmp_path_factory.mktemp("usage-stop-b"))
+    try:
+        body = usage(second, created["id"]).json()
+        assert body["requests"] == 4, body
+    finally:
+        stop(second.process)  # type: ignore[arg-type]
