@@ -614,6 +614,12 @@ def test_health_and_metrics_refresh_live(page: Any, fake_gateway: GatewayProcess
     labels = models.locator("svg").evaluate_all("s => s.map((e) => e.getAttribute('aria-label'))")
     assert labels[0].startswith("Requests and errors per second: latest requests ")
     assert re.search(r"p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms$", labels[1]), labels[1]
+    # The same figures as visible text, each series named in its line's colour.
+    said = models.locator("small").all_inner_texts()
+    assert re.fullmatch(
+        r"Requests and errors per second: requests [\d.]+ /s, errors [\d.]+ /s", said[0]
+    ), said
+    assert models.locator("small .legend-s-p99").count() == 1
     page.locator("#hm-route-charts").scroll_into_view_if_needed()
     shot(page, "health-routes")
     page.locator("#hm-totals").scroll_into_view_if_needed()

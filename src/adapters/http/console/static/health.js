@@ -225,6 +225,6 @@ function multiChart(title, series, unit) {
       svg("text", { x: 0, y: height - 12, class: "axis-label" }, "0"),
       ...series.filter((s) => s.values.length > 1).map((s) => svg("polyline", { points: s.values.map((v, i) => `${x(i, s.values.length).toFixed(1)},${y(v).toFixed(1)}`).join(" "), class: s.cls })),
     ),
-    el("small", { className: "muted" }, `${title}: `, series.map((s, i) => [i ? ", " : "", el("span", { className: `legend legend-s-${s.name}` }, `${s.name} ${(s.values.length ? s.values[s.values.length - 1] : 0).toFixed(2)} ${unit}`)])),
+    el("small", { className: "muted" }, `${title}: `, series.flatMap((s, i) => [i ? ", " : "", el("span", { className: `legend legend-s-${s.name}` }, `${s.name} ${(s.values.length ? s.values[s.values.length - 1] : 0).toFixed(2)} ${unit}`)])),
   );
 }
