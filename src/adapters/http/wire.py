@@ -470,6 +470,29 @@ class KeyWithUsage(msgspec.Struct):
     object: Literal["api_key.usage"] = "api_key.usage"
 
 
+class UsageBucketOut(msgspec.Struct):
+    start: int  # epoch seconds, UTC
+    requests: int
+    tokens: int
+
+
+class KeyUsageHistory(msgspec.Struct):
+    """A key's admitted requests and tokens in time buckets (``bucket_s`` long, oldest
+    first, the last one still filling), with its token quota in its current period."""
+
+    key_id: str
+    window: Literal["1h", "24h"]
+    bucket_s: int
+    requests: int
+    tokens: int
+    data: list[UsageBucketOut]
+    token_quota: int | None
+    quota_period: str
+    period: str
+    tokens_used_this_period: int
+    object: Literal["api_key.usage_history"] = "api_key.usage_history"
+
+
 class KeyList(msgspec.Struct):
     data: list[KeyOut]
     has_more: bool = False
