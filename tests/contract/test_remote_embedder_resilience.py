@@ -100,7 +100,8 @@ async def test_a_refused_connection_is_retried_then_reported(
 async def test_the_circuit_opens_refuses_at_once_and_closes_after_a_good_probe(
     server: FakeUpstream, http_client: httpx.AsyncClient
 ) -> None:
-    breaker = CircuitBreaker(failure_threshold=2, cooldown_s=0.3)
+    # Long enough that a loaded machine does not let the cooldown pass before the refusal.
+    breaker = CircuitBreaker(failure_threshold=2, cooldown_s=2.0)
     model, telemetry = embedder(server.url, http_client, retries=0, breaker=breaker)
     outage(server, 500)
     for _ in range(2):
@@ -121,7 +122,7 @@ async def test_the_circuit_opens_refuses_at_once_and_closes_after_a_good_probe(
     assert "circuit open" in health.detail
     assert server.url in health.detail
 
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(2.05)
     assert model.accepting
     assert len(await model.embed_query("hi")) == EMBEDDING_DIMENSION
     assert breaker.state is CircuitState.CLOSED
