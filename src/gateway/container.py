@@ -381,34 +381,15 @@ async def memory_writer(
             log.warning("memory queue not empty at shutdown (%r); the turns stay queued", exc)
 
 
-TIER_DEFAULTS = {
-    "standard": {"requests_per_minute": 600, "tokens_per_minute": 1_000_000,
-                 "max_tokens": 4096, "max_n": 4},
-    "developer": {"requests_per_minute": 1200, "tokens_per_minute": 2_000_000,
-                  "max_tokens": 8192, "max_n": 8},
-    "admin": {"requests_per_minute": 3000, "tokens_per_minute": 5_000_000,
-              "max_tokens": 32768, "max_n": 16},
-}  # fmt: skip
-_TIER_FIELDS = {"requests_per_minute", "tokens_per_minute", "max_tokens", "max_n"}
-
-
 def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
-    policies = {}
-    for name, defaults in TIER_DEFAULTS.items():
-        given = settings.tier_limits.get(name, {})  # type: ignore[call-overload]
-        unknown = set(given) - _TIER_FIELDS
-        if unknown:
-            raise ConfigurationError(
-                f"GATEWAY_TIER_LIMITS: unknown field(s) {sorted(unknown)} for {name} "
-                f"(expected {sorted(_TIER_FIELDS)})"
-            )
-        merged = {**defaults, **given}
-        policies[Tier.parse(name)] = TierPolicy(
-            RateLimit(merged["requests_per_minute"], merged["tokens_per_minute"]),
-            max_tokens_cap=merged["max_tokens"],
-            max_n=merged["max_n"],
+    return {
+        Tier.parse(name): TierPolicy(
+            RateLimit(limits.requests_per_minute or 0, limits.tokens_per_minute or 0),
+            max_tokens_cap=limits.max_tokens or 0,
+            max_n=limits.max_n or 0,
         )
-    return policies
+        for name, limits in settings.tiers().items()
+    }
 
 
 def rate_limiter(redis: Any) -> RateLimiter:
