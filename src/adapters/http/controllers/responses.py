@@ -11,24 +11,20 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
-from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import status_and_body
+from adapters.http.generation import Streamed, bounded, generate
 from adapters.http.openapi import error_responses
 from adapters.http.protocol_wire import ResponseDeleted, ResponseObject, ResponsesRequest
-from adapters.http.ratelimit import admitted, admitted_generation
+from adapters.http.ratelimit import admitted
 from adapters.http.services import Services
-from adapters.http.sse import SSE_HEADERS, event, first_chunk
+from adapters.http.sse import event
 from application.access import GenerationAsk
 from application.protocols import responses
-from domain.chat import ChatRequest
 from domain.errors import BackendUnavailable, GatewayError, InvalidRequest, NotFound
 from domain.principal import Capability, Principal
-from ports.chat_model import ChatStream
 from ports.response_store import ResponseStore
 
 log = structlog.get_logger("gateway.http")
@@ -148,47 +144,24 @@ class ResponsesController(Controller):
             max_tokens=data.max_output_tokens,
         )
         response_id, created = responses.new_id("resp"), int(time.time())
-        chat_completions = services.chat_completions
-        context = augmented(request, services)  # memory and RAG, when asked for
-        async with admitted_generation(request, services.admission, ask) as grant:
-            if grant.max_tokens is not None:
-                body["max_tokens"] = grant.max_tokens
-            if context is not None:
-                body = await context.prepare(body)
-            chat = ChatRequest(body)
-            if chat.stream:
-                stream: ChatStream = await chat_completions.stream(chat)
-                chunks = aiter(stream)
-                first = await first_chunk(chunks, stream.aclose)
-                settle = grant.hand_over()
+        outcome = await generate(request, services, ask, bounded(body))
+        if isinstance(outcome, Streamed):
 
-                async def close() -> None:
-                    await stream.aclose()
-                    await settle(stream.usage.total_tokens if stream.usage else None)
-                    if context is not None:
-                        await context.remember(stream.content, stream.finish_reason)
+            async def kept(response: dict[str, Any]) -> None:
+                conversation = responses.conversation(history, asked, response["output"])
+                await _keep(store, principal, response, conversation)
 
-                async def kept(response: dict[str, Any]) -> None:
-                    conversation = responses.conversation(history, asked, response["output"])
-                    await _keep(store, principal, response, conversation)
-
-                envelope = responses.envelope(asked, response_id, stream.model, created)
-                return Stream(
-                    response_events(responses.ResponseStream(envelope), first, chunks, close, kept),
-                    media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
-                )  # type: ignore[return-value]
-            completion = await unless_disconnected(request, chat_completions.complete(chat))
-            grant.record(completion.usage.total_tokens if completion.usage else None)
-        if context is not None:
-            await context.remember(completion.content, completion.finish_reason)
+            envelope = responses.envelope(asked, response_id, outcome.stream.model, created)
+            translator = responses.ResponseStream(envelope)
+            events = response_events(translator, outcome.first, outcome.chunks, outcome.close, kept)
+            return outcome.response(events)  # type: ignore[return-value]
+        completion = outcome.completion
         answer = responses.response(
             asked, _decode_object(completion.body), response_id, completion.model, created
         )
         conversation = responses.conversation(history, asked, answer["output"])
         await _keep(store, principal, answer, conversation)
-        headers = context.headers() if context is not None else None
-        return Response(content=answer, headers=headers)  # type: ignore[arg-type]
+        return Response(content=answer, headers=outcome.headers)  # type: ignore[arg-type]
 
     @get(
         "/{response_id:str}",
