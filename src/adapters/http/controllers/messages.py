@@ -98,10 +98,12 @@ class MessagesController(Controller):
         description=(
             "Anthropic's Messages API over the model's chat-completions upstream: "
             "`system` (a string or text blocks), text content blocks (an image or a "
-            "document block is a 400), `max_tokens` (within the key's cap), "
+            "document block is a 400), `system` messages between turns, `max_tokens` "
+            "(lowered to the key's cap), "
             "`stop_sequences`, `temperature`, `top_p`, `tools` with `tool_use` / "
             "`tool_result` round trips and `tool_choice`. `top_k`, `thinking`, "
-            "`service_tier` and `metadata` are accepted; only `metadata.user_id` is "
+            "`service_tier`, `context_management`, `output_config` and `metadata` are "
+            "accepted; only `metadata.user_id` is "
             "forwarded (as `user`). The key goes in `x-api-key` or `Authorization: "
             "Bearer`. With `stream: true` the answer is Anthropic's event stream "
             "(`message_start`, `content_block_start`, `content_block_delta`, "
@@ -120,10 +122,12 @@ class MessagesController(Controller):
         data = strictly(raw, MessagesRequest)
         asked = msgspec.to_builtins(data)
         body = anthropic.chat_request(asked)
+        # ``max_tokens`` is required and clients send their model's most (Claude Code
+        # 32,000): a ceiling the key's cap lowers, not a refusal.
         ask = GenerationAsk(
             contents=anthropic.prompt_texts(asked),
             model=data.model,
-            max_tokens=data.max_tokens,
+            default_max_tokens=data.max_tokens,
         )
         outcome = await generate(request, services, ask, bounded(body))
         if isinstance(outcome, Streamed):
