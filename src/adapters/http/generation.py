@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Request
 from litestar.response import Stream
@@ -21,6 +21,8 @@ from adapters.http.sse import SSE_HEADERS, first_chunk
 from application.access import Generation, GenerationAsk
 from domain.chat import ChatRequest, Completion
 from ports.chat_model import ChatStream
+
+Wire = Literal["chat", "text", "responses"]
 
 
 @dataclass(slots=True)
@@ -65,20 +67,23 @@ async def generate(
     ask: GenerationAsk,
     body_for: Callable[[Generation], dict[str, Any]],
     *,
-    legacy_text: bool = False,
+    wire: Wire = "chat",
 ) -> Streamed | Answered:
     """``body_for(grant)`` is the upstream body once admitted (the grant bounds its
-    completion tokens). ``legacy_text``: a ``/v1/completions`` body (no client context:
-    a prompt is not a conversation)."""
+    completion tokens), a chat completion request unless ``wire`` says: ``text``, a
+    ``/v1/completions`` body; ``responses``, a ``/v1/responses`` body for an upstream
+    serving it. Only chat gets the client's context (a prompt is not a conversation;
+    a forwarded response is the upstream's)."""
     chat_completions = services.chat_completions
-    context: Augmented | None = None if legacy_text else augmented(request, services)
+    context: Augmented | None = augmented(request, services) if wire == "chat" else None
     async with admitted_generation(request, services.admission, ask) as grant:
         body = body_for(grant)
         if context is not None:
             body = await context.prepare(body)
         chat = ChatRequest(body)
         if chat.stream:
-            opened = chat_completions.stream_text if legacy_text else chat_completions.stream
+            opened = {"chat": chat_completions.stream, "text": chat_completions.stream_text,
+                      "responses": chat_completions.stream_response}[wire]  # fmt: skip
             stream = await opened(chat)
             chunks = aiter(stream)
             # A stream failing before its first chunk is settled as the block ends.
@@ -93,7 +98,8 @@ async def generate(
 
             headers = {**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS
             return Streamed(stream, first, chunks, close, headers)
-        answered = chat_completions.complete_text if legacy_text else chat_completions.complete
+        answered = {"chat": chat_completions.complete, "text": chat_completions.complete_text,
+                    "responses": chat_completions.respond}[wire]  # fmt: skip
         completion = await unless_disconnected(request, answered(chat))
         grant.record(completion.usage.total_tokens if completion.usage else None)
     if context is None:

@@ -80,7 +80,7 @@ class CompletionsController(Controller):
                 body["max_tokens"] = grant.max_tokens  # the legacy API has one name
             return body
 
-        outcome = await generate(request, services, ask, body_for, legacy_text=True)
+        outcome = await generate(request, services, ask, body_for, wire="text")
         if isinstance(outcome, Streamed):
             events = relay(outcome.first, outcome.chunks, outcome.close)
             return outcome.response(events)  # type: ignore[return-value]
