@@ -15,7 +15,7 @@ client that disconnects or times out frees the model for the next request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -228,19 +228,14 @@ class EmbeddedLlamaChatModel:
         prompt_tokens = self._counter.count(plain_messages(body)["messages"])
         stream = _UsageAddingStream(await self._inner.stream(sent), prompt_tokens)
         identity = _ChunkIdentity()
-        try:
-            # The server's read timeout bounds each token; this bounds the answer.
-            async with asyncio.timeout(self._timeout):
-                async for payload in stream:
-                    chunk = _decode_identity(payload)
-                    if chunk.choices:
-                        identity = chunk
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"inference upstream {self.name} did not finish the answer in time"
-            ) from None
-        finally:
-            await stream.aclose()
+
+        def read(payload: bytes) -> None:
+            nonlocal identity
+            chunk = _decode_identity(payload)
+            if chunk.choices:
+                identity = chunk
+
+        await self._drain(stream, read)
         usage = stream.usage or Usage(prompt_tokens, 0, prompt_tokens)
         model = identity.model or str(body["model"])
         answer = {
@@ -270,6 +265,21 @@ class EmbeddedLlamaChatModel:
             finish_reason=stream.finish_reason,
         )
 
+    async def _drain(self, stream: ChatStream, read: Callable[[bytes], None]) -> None:
+        """Each payload of ``stream`` to ``read``, the whole answer within the timeout
+        (the server's read timeout bounds each token); the stream closed whatever
+        happens (a cancelled request stops the generation)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for payload in stream:
+                    read(payload)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"inference upstream {self.name} did not finish the answer in time"
+            ) from None
+        finally:
+            await stream.aclose()
+
     async def stream(self, body: Mapping[str, Any]) -> ChatStream:
         refuse_unsupported(body)
         stream = await self._inner.stream(translated(body))
@@ -290,22 +300,17 @@ class EmbeddedLlamaChatModel:
             return await self._inner.complete_text(sent)
         prompt_tokens = self._counter.count_prompt(body.get("prompt", ""))
         stream = await self._inner.stream_text({**sent, "stream": True})
-        identity, parts, completion_tokens = _TextChunk(), [], 0
-        try:
-            async with asyncio.timeout(self._timeout):
-                async for payload in stream:
-                    chunk = _decode_text_chunk(payload)
-                    if chunk.choices:
-                        identity = chunk
-                        text = chunk.choices[0].text
-                        parts.append(text)
-                        completion_tokens += 1 if text else 0  # one token a chunk
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"inference upstream {self.name} did not finish the answer in time"
-            ) from None
-        finally:
-            await stream.aclose()
+        identity, parts = _TextChunk(), []
+
+        def read(payload: bytes) -> None:
+            nonlocal identity
+            chunk = _decode_text_chunk(payload)
+            if chunk.choices:
+                identity = chunk
+                parts.append(chunk.choices[0].text)
+
+        await self._drain(stream, read)
+        completion_tokens = sum(1 for text in parts if text)  # one token a chunk
         usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
         model = identity.model or str(body["model"])
         answer = {
