@@ -28,6 +28,7 @@ from adapters.inference.llama_server import (
     locate_smollm2,
 )
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_base
+from adapters.inference.openai_responses import OpenAIResponsesUpstream
 from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, KeyManagement, RequestLimits, TierPolicy
@@ -187,6 +188,28 @@ async def chat_models(
         )
         for i, url in enumerate(urls)
     ]
+
+
+def responses_upstreams(
+    settings: Settings, client: httpx.AsyncClient
+) -> list[OpenAIResponsesUpstream]:
+    """The upstreams whose own /v1/responses takes what needs no translation."""
+    configured = {api_base(u) for u in settings.upstream_urls}
+    configured |= {api_base(u) for us in settings.model_map.values() for u in us}
+    upstreams = []
+    for url in settings.responses_passthrough_urls:
+        if api_base(url) not in configured:
+            raise ConfigurationError(
+                f"GATEWAY_RESPONSES_PASSTHROUGH: {url} is not an upstream of MAX_SERVE_URL "
+                "or GATEWAY_MODEL_MAP"
+            )
+        upstreams.append(
+            OpenAIResponsesUpstream(
+                url, client, api_key=settings.max_serve_api_key or None,
+                timeout_s=settings.upstream_timeout_s,
+            )
+        )  # fmt: skip
+    return upstreams
 
 
 async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Embedder]:
@@ -494,7 +517,12 @@ class Container(containers.DeclarativeContainer):
     memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, fair_embedder)
 
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
-    chat_completions = providers.Singleton(ChatCompletions, model_router, request_metrics)
+    chat_completions = providers.Singleton(
+        ChatCompletions,
+        model_router,
+        request_metrics,
+        providers.Callable(responses_upstreams, settings, http_client),
+    )
     knowledge_base = providers.Singleton(
         lambda s, e, i, f: KnowledgeBase(
             e,

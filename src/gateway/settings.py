@@ -134,6 +134,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model_map: dict[str, Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
     """JSON: model name → list of upstream base URLs. Empty: every model the upstreams
     list on their /v1/models is routed to them."""
+    responses_passthrough: str = ""
+    """Upstream base URLs (of MAX_SERVE_URL or GATEWAY_MODEL_MAP), comma-separated, that
+    serve /v1/responses themselves: a /v1/responses request that needs nothing of the
+    gateway's (``store: false``, no ``previous_response_id``, no memory or RAG) is
+    forwarded to them as it is. Empty: every request is translated onto chat
+    completions."""
     model_aliases: dict[str, str] = {}
     """JSON: alias → model name, on top of ``llama-3.3-8b-instruct`` → default model."""
     models_cache_ttl_s: Seconds = 60.0
@@ -237,6 +243,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def upstream_urls(self) -> list[str]:
         return [u.strip() for u in self.max_serve_url.split(",") if u.strip()]
+
+    @property
+    def responses_passthrough_urls(self) -> list[str]:
+        return [u.strip() for u in self.responses_passthrough.split(",") if u.strip()]
 
     @property
     def embedded_inference(self) -> bool:
