@@ -58,6 +58,19 @@ class ChunkHead(msgspec.Struct):
     usage: WireUsage | None = None
 
 
+class TextChoice(msgspec.Struct):
+    text: str = ""
+
+
+class TextChunkHead(msgspec.Struct):
+    """What the gateway reads of a legacy ``text_completion`` chunk."""
+
+    id: str | None = None
+    created: int | float | None = None
+    model: str | None = None
+    choices: list[TextChoice] = []
+
+
 class ModelEntry(msgspec.Struct):
     id: str
     owned_by: str | None = None
@@ -90,6 +103,7 @@ class ErrorBody(msgspec.Struct):
 
 decode_completion = msgspec.json.Decoder(CompletionHead).decode
 decode_chunk = msgspec.json.Decoder(ChunkHead).decode
+decode_text_chunk = msgspec.json.Decoder(TextChunkHead).decode
 decode_models = msgspec.json.Decoder(ModelList).decode
 decode_embeddings = msgspec.json.Decoder(EmbeddingList).decode
 _decode_error = msgspec.json.Decoder(ErrorBody).decode
