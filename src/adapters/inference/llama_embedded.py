@@ -26,6 +26,7 @@ from adapters.inference.openai_wire import (
     decode_chunk,
     decode_text_chunk,
     encode,
+    usage_json,
 )
 from adapters.inference.plain_messages import plain_messages
 from adapters.inference.resilient_chat_model import UpstreamChatModel
@@ -160,11 +161,7 @@ class _UsageAddingStream(StreamAround):
                 "created": identity.created or 0,
                 "model": identity.model or self.model,
                 "choices": [],
-                "usage": {
-                    "prompt_tokens": self.usage.prompt_tokens,
-                    "completion_tokens": self.usage.completion_tokens,
-                    "total_tokens": self.usage.total_tokens,
-                },
+                "usage": usage_json(self.usage),
             }
         )
 
@@ -215,11 +212,7 @@ class EmbeddedLlamaChatModel:
                     "finish_reason": stream.finish_reason,
                 }
             ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            "usage": usage_json(usage),
         }
         return Completion(
             body=encode(answer),
@@ -286,11 +279,7 @@ class EmbeddedLlamaChatModel:
                 {"text": "".join(parts), "index": 0, "logprobs": None,
                  "finish_reason": stream.finish_reason}
             ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            "usage": usage_json(usage),
         }  # fmt: skip
         return Completion(
             body=encode(answer),

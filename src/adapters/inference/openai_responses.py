@@ -13,6 +13,7 @@ import msgspec
 
 from adapters.inference.openai_wire import MALFORMED, api_base, encode, error_reason
 from adapters.inference.sse import sse_data
+from adapters.inference.stream_relay import SSERelay
 from adapters.inference.transport_errors import TranslatedTransport
 from domain.chat import Completion, Usage
 from domain.errors import GatewayError, UpstreamOverloaded, UpstreamRejected, UpstreamUnavailable
@@ -56,19 +57,9 @@ def _refusal(upstream: str, response: httpx.Response) -> GatewayError:
     return UpstreamRejected(message, status=400 if status == 422 else status, param=param)
 
 
-class _ResponseEvents:
+class _ResponseEvents(SSERelay):
     """The upstream's events, each payload as it came; ``usage`` and ``finish_reason``
     once its last event passed (an end without one is an error, not a whole answer)."""
-
-    def __init__(
-        self, response: httpx.Response, model: str, translated: TranslatedTransport
-    ) -> None:
-        self.model = model
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self._parts: list[str] = []
-        self._response = response
-        self._translated = translated
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         upstream = self._translated.upstream
@@ -94,13 +85,6 @@ class _ResponseEvents:
                     )
         finally:
             await self.aclose()
-
-    @property
-    def content(self) -> str:
-        return "".join(self._parts)
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
 
 
 class OpenAIResponsesUpstream:

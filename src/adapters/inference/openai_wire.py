@@ -111,6 +111,15 @@ encode = msgspec.json.Encoder().encode
 MALFORMED = (msgspec.DecodeError, msgspec.ValidationError)
 
 
+def usage_json(usage: Usage) -> dict[str, int]:
+    """OpenAI's ``usage`` object."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
 def api_base(url: str) -> str:
     """``http://host:8000`` and ``http://host:8000/v1`` both mean the ``/v1`` API."""
     url = url.rstrip("/")

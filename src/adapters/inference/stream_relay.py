@@ -16,16 +16,18 @@ from domain.errors import UpstreamUnavailable
 from ports.chat_model import ChatStream
 
 
-class SSEChatStream:
-    """Closing it closes the upstream response (and so cancels the generation), then
-    calls ``release``."""
+class SSERelay:
+    """An upstream's server-sent events relayed as they arrive (``__aiter__`` is each
+    format's): what the first choice said so far in ``content``, the finish reason and
+    usage once known. Closing it closes the upstream response (and so cancels the
+    generation), then calls ``release``."""
 
     def __init__(
         self,
         response: httpx.Response,
         model: str,
         translated: TranslatedTransport,
-        release: Callable[[], None],
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.model = model
         self.usage: Usage | None = None
@@ -35,6 +37,21 @@ class SSEChatStream:
         self._translated = translated
         self._release = release
         self._closed = False
+
+    @property
+    def content(self) -> str:
+        return "".join(self._parts)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._release is not None:
+                self._release()
+            await self._response.aclose()
+
+
+class SSEChatStream(SSERelay):
+    """``chat.completion.chunk`` events (and legacy ``text_completion`` ones)."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         upstream = self._translated.upstream
@@ -69,16 +86,6 @@ class SSEChatStream:
                     )
         finally:
             await self.aclose()
-
-    @property
-    def content(self) -> str:
-        return "".join(self._parts)
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._release()
-            await self._response.aclose()
 
 
 class StreamAround:
