@@ -18,6 +18,7 @@ import structlog
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
+from adapters.documents.file_reader import SniffingFileReader
 from adapters.http.services import Services
 from adapters.inference.http_client import UpstreamClient
 from adapters.inference.keepalive import KeepAliveTransport
@@ -501,6 +502,7 @@ class Container(containers.DeclarativeContainer):
             fair=f,
             threshold=s.rag_threshold or None,
             mode=SearchMode(s.rag_mode),
+            reader=SniffingFileReader(),
         ),
         settings,
         embedder,

@@ -182,6 +182,9 @@ class DocumentIn(Body):
     source: str
     metadata: Metadata = {}
     scope: Literal["tenant", "global"] = "tenant"
+    # The chunk size and overlap in the embedder's tokens (default: the gateway's).
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
 
 
 class DocumentsIn(Body):
@@ -193,11 +196,24 @@ class IngestedDocument(msgspec.Struct):
     source: str
     chunk_count: int
     object: Literal["document"] = "document"
+    # A document with this source was there before and is replaced.
+    replaced: bool = False
+
+
+class RefusedFile(msgspec.Struct):
+    """A file of an upload that was not ingested (nothing of it stored) and why."""
+
+    source: str
+    status: int
+    code: str | None
+    message: str
 
 
 class IngestedList(msgspec.Struct):
     data: list[IngestedDocument]
     object: Literal["list"] = "list"
+    # The files of an upload that were not ingested (the others were).
+    errors: list[RefusedFile] = []
 
 
 class DocumentOut(msgspec.Struct):
@@ -208,6 +224,31 @@ class DocumentOut(msgspec.Struct):
     created_at: int
     metadata: Metadata
     object: Literal["document"] = "document"
+
+
+class ChunkOut(msgspec.Struct):
+    """A chunk as stored: ``start``/``end`` its span in the document's text (its overlap
+    with the chunk before not counted), ``page`` 1-based (PDF; else null)."""
+
+    id: str
+    text: str
+    page: int | None
+    heading_path: list[str]
+    start: int
+    end: int
+
+
+class DocumentDetailOut(msgspec.Struct):
+    """A document read back; ``chunks`` with ``?include=chunks`` only, in order."""
+
+    id: str
+    source: str
+    scope: Literal["tenant", "global"]
+    chunk_count: int
+    created_at: int
+    metadata: Metadata
+    object: Literal["document"] = "document"
+    chunks: list[ChunkOut] | msgspec.UnsetType = msgspec.UNSET
 
 
 class DocumentPage(msgspec.Struct):

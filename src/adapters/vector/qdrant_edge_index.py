@@ -36,7 +36,9 @@ from adapters.vector.qdrant_edge_common import (
     KeywordEncoder,
     PayloadIndex,
     best_hits,
+    chunk_from,
     chunk_payload,
+    detail_of,
     edge_conditions,
     edge_search_request,
     equals,
@@ -53,7 +55,9 @@ from adapters.vector.qdrant_edge_common import (
 from domain.documents import (
     Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
@@ -118,7 +122,7 @@ class QdrantEdgeIndex:
                     Point(
                         chunk.id,
                         {DENSE: list(vector), SPARSE: self._keywords.document(chunk.text)},
-                        chunk_payload(document, chunk.index, chunk.text, created_at),
+                        chunk_payload(document, chunk, created_at),
                     )
                     for chunk, vector in batch
                 ]
@@ -160,24 +164,35 @@ class QdrantEdgeIndex:
         return await self._shard.run(run)
 
     async def list_documents(
-        self, tenant: str, limit: int, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
-        where = Filter(must=[equals(KIND, SUMMARY), _visible_to(tenant)])
+        visible = Filter(must=[equals(KIND, SUMMARY), _visible_to(tenant)])
 
         def scan(shard: EdgeShard) -> list[DocumentSummary]:
-            records: list[Record] = []
-            offset = None
-            while True:
-                page, offset = shard.scroll(
-                    ScrollRequest(
-                        offset=offset, limit=_SCROLL_PAGE, filter=where, with_payload=True
-                    )
-                )
-                records.extend(page)
-                if offset is None:
-                    return [summary_from(r.payload or {}) for r in records]
+            return [summary_from(r.payload or {}) for r in _scroll(shard, visible)]
 
-        return page_of(await self._shard.run(scan), limit, after)
+        return page_of(await self._shard.run(scan), limit, after, where)
+
+    async def get_document(
+        self, tenant: str, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail | None:
+        def owned(kind: str) -> Filter:
+            return Filter(
+                must=[equals(TENANT, tenant), equals(DOCUMENT_ID, document_id), equals(KIND, kind)]
+            )
+
+        def read(shard: EdgeShard) -> DocumentDetail | None:
+            summaries = [r.payload or {} for r in _scroll(shard, owned(SUMMARY))]
+            if not summaries or not with_chunks:
+                return detail_of(summaries, None)
+            chunks = (chunk_from(str(r.id), r.payload or {}) for r in _scroll(shard, owned(CHUNK)))
+            return detail_of(summaries, chunks)
+
+        return await self._shard.run(read)
 
     async def delete(self, tenant: str, document_id: str) -> bool:
         owned = Filter(must=[equals(TENANT, tenant), equals(DOCUMENT_ID, document_id)])
@@ -205,6 +220,18 @@ class QdrantEdgeIndex:
 
     async def close(self) -> None:
         await self._shard.close()
+
+
+def _scroll(shard: EdgeShard, where: Filter) -> list[Record]:
+    records: list[Record] = []
+    offset = None
+    while True:
+        page, offset = shard.scroll(
+            ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=where, with_payload=True)
+        )
+        records.extend(page)
+        if offset is None:
+            return records
 
 
 def _dense(point: ScoredPoint) -> Sequence[float]:

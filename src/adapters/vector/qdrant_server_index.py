@@ -32,7 +32,9 @@ from adapters.vector.qdrant_edge_common import (
     TENANT,
     KeywordEncoder,
     best_hits,
+    chunk_from,
     chunk_payload,
+    detail_of,
     metadata_terms,
     page_of,
     prefetch_depth,
@@ -45,7 +47,9 @@ from adapters.vector.qdrant_edge_common import (
 from domain.documents import (
     Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
@@ -180,7 +184,7 @@ class QdrantServerIndex:
                         DENSE: list(vector),
                         SPARSE: _sparse(self._keywords.document(chunk.text)),
                     },
-                    payload=chunk_payload(document, chunk.index, chunk.text, created_at),
+                    payload=chunk_payload(document, chunk, created_at),
                 )
                 for chunk, vector in zip(chunks, vectors, strict=True)
             ]
@@ -241,25 +245,51 @@ class QdrantServerIndex:
         return best_hits(query, direction, found)
 
     async def list_documents(
-        self, tenant: str, limit: int, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
-        await self._ensure_collection()
-        where = models.Filter(must=[_equals(KIND, SUMMARY), _visible_to(tenant)])
-        summaries: list[DocumentSummary] = []
-        offset: models.ExtendedPointId | None = None
+        visible = models.Filter(must=[_equals(KIND, SUMMARY), _visible_to(tenant)])
         with _translated("list the documents"):
-            while True:
-                records, offset = await self._client.scroll(
-                    self.collection,
-                    scroll_filter=where,
-                    limit=_SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=True,
-                )
-                summaries.extend(summary_from(r.payload or {}) for r in records)
-                if offset is None:
-                    break
-        return page_of(summaries, limit, after)
+            records = await self._scroll(visible)
+        return page_of((summary_from(r.payload or {}) for r in records), limit, after, where)
+
+    async def get_document(
+        self, tenant: str, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail | None:
+        def owned(kind: str) -> models.Filter:
+            return models.Filter(
+                must=[
+                    _equals(TENANT, tenant),
+                    _equals(DOCUMENT_ID, document_id),
+                    _equals(KIND, kind),
+                ]
+            )
+
+        with _translated(f"read the document {document_id!r}"):
+            summaries = [r.payload or {} for r in await self._scroll(owned(SUMMARY))]
+            if not summaries or not with_chunks:
+                return detail_of(summaries, None)
+            records = await self._scroll(owned(CHUNK))
+        return detail_of(summaries, (chunk_from(str(r.id), r.payload or {}) for r in records))
+
+    async def _scroll(self, where: models.Filter) -> list[models.Record]:
+        await self._ensure_collection()
+        found: list[models.Record] = []
+        offset: models.ExtendedPointId | None = None
+        while True:
+            records, offset = await self._client.scroll(
+                self.collection,
+                scroll_filter=where,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=True,
+            )
+            found.extend(records)
+            if offset is None:
+                return found
 
     async def delete(self, tenant: str, document_id: str) -> bool:
         await self._ensure_collection()
