@@ -361,9 +361,34 @@ class MemoryContext(msgspec.Struct):
     timestamp: str
 
 
+class RagPassageOut(DocumentHitOut):
+    """A passage given to the model, numbered as the model saw it (``[number]``), with
+    where it comes from: its document, chunk, page (PDF) and heading path, and its
+    character span in the document's text (``GET /v1/documents/{document_id}``)."""
+
+    number: int = 0
+    document_id: str | None = None
+    source: str | None = None
+    chunk_id: str | None = None
+    page: int | None = None
+    heading_path: list[str] = []
+    start: int | None = None
+    end: int | None = None
+
+
+class CitationOut(msgspec.Struct):
+    """A ``[number]`` the answer cites, mapped to its passage."""
+
+    number: int
+    document_id: str | None
+    source: str | None
+    chunk_id: str | None
+    page: int | None
+
+
 class Context(msgspec.Struct):
     memories: list[MemoryContext]
-    rag_documents: list[DocumentHitOut]
+    rag_documents: list[RagPassageOut]
 
 
 class Degraded(msgspec.Struct):
@@ -384,6 +409,8 @@ class UnifiedMetadataOut(msgspec.Struct):
     embedding_ms: float
     within_budget: bool
     latency_budget_ms: float
+    # The passages the answer cites ([n] in its text), in order; empty when it cites none.
+    citations: list[CitationOut] = []
 
 
 class UnifiedChoice(msgspec.Struct):
