@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from xml.sax.saxutils import escape
 
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
@@ -50,7 +51,7 @@ def corrupt_pdf() -> bytes:
 
 def _paragraph(text: str, style: str | None = None) -> str:
     props = f'<w:pPr><w:pStyle w:val="{style}"/></w:pPr>' if style else ""
-    return f"<w:p>{props}<w:r><w:t>{text}</w:t></w:r></w:p>"
+    return f"<w:p>{props}<w:r><w:t>{escape(text)}</w:t></w:r></w:p>"
 
 
 def _table(rows: list[list[str]]) -> str:
