@@ -53,12 +53,20 @@ class Chunker(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkOptions:
+    """A request's own chunk size and overlap (None: the gateway's)."""
+
+    size: int | None = None
+    overlap: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewDocument:
     source: str
     text: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     scope: Scope = Scope.TENANT
-    size: ChunkSize | None = None  # None: the gateway's configured chunk size
+    size: ChunkOptions | None = None  # None: the gateway's configured chunk size
     page_starts: tuple[int, ...] = ()
 
 
@@ -133,8 +141,10 @@ class KnowledgeBase:
         threshold: float | None = None,
         mode: SearchMode = SearchMode.HYBRID,
         reader: DocumentReader | None = None,
+        chunk_size: ChunkSize | None = None,
     ) -> None:
         self._reader = reader
+        self._chunk_size = chunk_size or ChunkSize()
         self._embedder = embedder
         self._index = index
         self._chunker = chunker
@@ -162,7 +172,7 @@ class KnowledgeBase:
         *,
         metadata: Mapping[str, Any] | None = None,
         scope: Scope = Scope.TENANT,
-        size: ChunkSize | None = None,
+        size: ChunkOptions | None = None,
     ) -> list[Ingested | Refused]:
         """Each file read by its content and ingested as a document; a file that cannot
         be is ``Refused`` (nothing of it stored) and the others go on."""
@@ -186,8 +196,17 @@ class KnowledgeBase:
                 outcomes.append(Refused(source, exc))
         return outcomes
 
-    @staticmethod
-    def _check_size(size: ChunkSize | None) -> None:
+    def _resolved(self, options: ChunkOptions | None) -> ChunkSize | None:
+        if options is None or (options.size is None and options.overlap is None):
+            return None
+        default = self._chunk_size
+        return ChunkSize(
+            default.max_tokens if options.size is None else options.size,
+            default.overlap_tokens if options.overlap is None else options.overlap,
+        )
+
+    def _check_size(self, options: ChunkOptions | None) -> None:
+        size = self._resolved(options)
         if size is None:
             return
         problem = size.problem()
@@ -233,9 +252,10 @@ class KnowledgeBase:
             metadata=dict(new.metadata),
             page_starts=new.page_starts,
         )
+        resolved = self._resolved(new.size)
         size = (
-            {"max_tokens": new.size.max_tokens, "overlap_tokens": new.size.overlap_tokens}
-            if new.size
+            {"max_tokens": resolved.max_tokens, "overlap_tokens": resolved.overlap_tokens}
+            if resolved
             else {}
         )
         # Chunking a large document is CPU work (seconds for megabytes): off the event

@@ -42,7 +42,7 @@ from application.model_router import ModelRouter
 from application.protocols.client_context import ClientContext
 from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
-from domain.chunking import chunk_text
+from domain.chunking import ChunkSize, chunk_text
 from domain.circuit import CircuitBreaker
 from domain.documents import SearchMode
 from domain.errors import BackendUnavailable, ConfigurationError
@@ -503,6 +503,7 @@ class Container(containers.DeclarativeContainer):
             threshold=s.rag_threshold or None,
             mode=SearchMode(s.rag_mode),
             reader=SniffingFileReader(),
+            chunk_size=ChunkSize(s.chunk_tokens, s.chunk_overlap),
         ),
         settings,
         embedder,

@@ -29,13 +29,13 @@ from adapters.http.wire import (
     RefusedFile,
 )
 from application.knowledge_base import (
+    ChunkOptions,
     Ingested,
     KnowledgeBase,
     NewDocument,
     Refused,
     UploadedFile,
 )
-from domain.chunking import ChunkSize
 from domain.documents import DocumentDetail, DocumentListFilter, DocumentSummary, Scope
 from domain.errors import InvalidRequest
 from domain.principal import Capability
@@ -45,14 +45,10 @@ _decode_many = msgspec.json.Decoder(DocumentsIn).decode
 METADATA_PREFIX = "metadata."
 
 
-def _size(chunk_size: int | None, chunk_overlap: int | None) -> ChunkSize | None:
+def _size(chunk_size: int | None, chunk_overlap: int | None) -> ChunkOptions | None:
     if chunk_size is None and chunk_overlap is None:
         return None
-    defaults = ChunkSize()
-    return ChunkSize(
-        defaults.max_tokens if chunk_size is None else chunk_size,
-        defaults.overlap_tokens if chunk_overlap is None else chunk_overlap,
-    )
+    return ChunkOptions(chunk_size, chunk_overlap)
 
 
 def _from_json(raw: bytes) -> tuple[list[NewDocument], bool]:
@@ -90,7 +86,7 @@ def _int_field(form: SpooledForm, name: str) -> int | None:
         raise InvalidRequest(f"{name} must be an integer, not {value!r}", param=name) from None
 
 
-def _upload_options(form: SpooledForm) -> tuple[Scope, dict[str, Any], ChunkSize | None]:
+def _upload_options(form: SpooledForm) -> tuple[Scope, dict[str, Any], ChunkOptions | None]:
     scope_field = form.fields.get("scope") or "tenant"
     if scope_field not in ("tenant", "global"):
         raise InvalidRequest("scope must be `tenant` or `global`", param="scope")
