@@ -224,6 +224,20 @@ def test_a_streamed_upload_is_413_when_it_passes_the_limit(gateway: GatewayProce
     assert spooled(gateway) == []
 
 
+def test_an_upload_cut_short_leaves_no_file_behind(gateway: GatewayProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.sendall(_multipart_head(LIMIT - 1024) + _file_part() + b"z" * 300_000)
+        deadline = time.monotonic() + 30
+        while not spooled(gateway) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the gateway has started spooling it
+        assert spooled(gateway), "the upload was not spooled"
+    # The client is gone mid-body: the spooled file goes with it.
+    deadline = time.monotonic() + 30
+    while spooled(gateway) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spooled(gateway) == []
+
+
 def test_read_back_follows_tenancy(gateway: GatewayProcess) -> None:
     with (
         api_client(gateway, ACME) as acme,
