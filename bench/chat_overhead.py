@@ -47,8 +47,8 @@ import httpx
 import numpy as np
 
 from adapters.inference.onnx_embedder import locate_minilm
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
+from adapters.vector.qdrant_index import QdrantEdgeIndex
 from bench.processes import Fleet, stop_on_signals
 from bench.servers import BENCH_KEY, FAST_MODEL, ROOT, start_fake_upstream, start_gateway
 from bench.test_index_bench import CHUNK_WORDS, DIMENSION, TENANT, Corpus, unit_vectors

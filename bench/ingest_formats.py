@@ -29,7 +29,7 @@ from tests.document_files import docx
 
 from adapters.documents.file_reader import read_file
 from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+from adapters.vector.qdrant_index import QdrantEdgeIndex
 from domain.chunking import chunk_text, on_pages
 from domain.documents import Document, Scope
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+from adapters.vector.qdrant_index import QdrantEdgeIndex
 from application.knowledge_base import KnowledgeBase, NewDocument
 from domain.chunking import chunk_text
 from domain.documents import DocumentHit, SearchMode, SearchQuery

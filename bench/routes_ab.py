@@ -8,6 +8,10 @@ nothing:
 
     git archive <base commit> src | tar -x -C /tmp/base
     .venv/bin/python -m bench.routes_ab /tmp/base/src [--requests 1500] [--rounds 6]
+
+``--env NAME=VALUE`` (repeatable) configures both gateways alike, e.g.
+``--env REDIS_URL=redis://127.0.0.1:6379/0`` for the production profile's limits, keys
+and usage history in Redis.
 """
 
 from __future__ import annotations
@@ -42,10 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidate", type=Path, default=ROOT / "src", help="src tree of B")
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     upstream = start_fake_upstream("--models", "fake-model")
     env = {"MAX_SERVE_URL": upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model",
            "GATEWAY_TIER_LIMITS": LIMITS}  # fmt: skip
+    for item in args.env:
+        name, _, value = item.partition("=")
+        env[name] = value
     gateways: dict[str, GatewayProcess] = {}
     try:
         for name, src in (("A", args.base), ("B", args.candidate)):

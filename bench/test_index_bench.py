@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+from adapters.vector.qdrant_index import QdrantEdgeIndex
 from domain.documents import (
     Chunk,
     Document,

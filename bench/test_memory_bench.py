@@ -30,13 +30,13 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 from adapters.memory.in_process_queue import InProcessMemoryQueue
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
 from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
 from application.memories import MemoryWriter
 from bench.test_hot_path_bench import run_now
 from bench.test_index_bench import DIMENSION, unit_vectors
 from domain.health import ServiceHealth, Status
-from domain.memory import Memory, MemoryTurn, new_memory_id
+from domain.memory import Memory, MemoryOwner, MemoryTurn, new_memory_id
 
 if TYPE_CHECKING:
     from tests.contract.memory_fixtures import RedisServer
@@ -134,7 +134,7 @@ def test_search_one_users_memories(benchmark: BenchmarkFixture, filled: Filled) 
     def search() -> None:
         user_id, text, vector = queries[next(turn) % len(queries)]
         hits = filled.loop.run_until_complete(
-            filled.store.search(TENANT, user_id, text, vector, 5, NOW)
+            filled.store.search(MemoryOwner(TENANT, user_id), text, vector, 5, NOW)
         )
         assert len(hits) == 5
 

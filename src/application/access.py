@@ -32,10 +32,12 @@ from domain.limits import (
     period_start,
 )
 from domain.principal import DEFAULT_TENANT, Principal, Tier, reserved_tenant
+from domain.usage import UsageSeries, UsageWindow, series_from
 from ports.audit import AuditLog
 from ports.clock import Clock
 from ports.key_store import KeyStore
 from ports.rate_limiter import RateLimiter
+from ports.usage_history import UsageHistory
 
 log = logging.getLogger("gateway.access")
 SECRET_PREFIX = "sk-gw-"
@@ -80,11 +82,13 @@ class KeyManagement:
         *,
         cache_ttl_s: float = 1.0,
         touch_every_s: float = 60.0,
+        usage: UsageHistory | None = None,
     ) -> None:
         self._keyring = keyring
         self._store = store
         self._clock = clock
         self._audit = audit
+        self._usage = usage
         self._ttl = cache_ttl_s
         self._touch_every = touch_every_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}
@@ -151,6 +155,16 @@ class KeyManagement:
             raise NotFound(f"no key {key_id!r}", param="key_id")
         period = period_start(key.policy.quota_period, self._clock.now())
         return key, await self._store.usage(key_id, period), period
+
+    async def usage_series(self, key_id: str, window: UsageWindow) -> UsageSeries:
+        """The key's requests and tokens over ``window`` (404 for an unknown key; all
+        zeros when no history is kept)."""
+        if await self._store.get(key_id) is None:
+            raise NotFound(f"no key {key_id!r}", param="key_id")
+        now = self._clock.now()
+        if self._usage is None:
+            return series_from(key_id, window, now, {})
+        return await self._usage.series(key_id, window, now)
 
     async def revoke(self, actor: Principal, key_id: str) -> None:
         if not await self._store.revoke(key_id, self._clock.now()):
@@ -264,12 +278,15 @@ class AdmissionControl:
         clock: Clock,
         tiers: Mapping[Tier, TierPolicy],
         limits: RequestLimits | None = None,
+        *,
+        usage: UsageHistory | None = None,
     ) -> None:
         self._limiter = limiter
         self._keys = keys
         self._clock = clock
         self._tiers = tiers
         self._limits = limits or RequestLimits()
+        self._usage = usage
 
     def check_conversation(self, contents: Sequence[str]) -> None:
         """At most ``max_messages`` messages, each at most ``max_content_chars``."""
@@ -342,7 +359,7 @@ class AdmissionControl:
             reserved = prompt_bound(ask.contents) + completion
         quota = await self._reserve_quota(principal, reserved)
         try:
-            admission = await self.admit(principal, estimate)
+            admission = await self._admit(principal, estimate)  # counted when settled
         except BaseException:
             if quota is not None:
                 await self._give_back(principal, quota[0], reserved)
@@ -391,7 +408,21 @@ class AdmissionControl:
 
     async def admit(self, principal: Principal, tokens: int = 0) -> Admission | None:
         """Take one request and ``tokens`` from the key's per-minute budgets, or raise
-        ``RateLimited``. None when the limiter is unavailable."""
+        ``RateLimited``. None when the limiter is unavailable. Once admitted, the request
+        and its tokens count in the key's usage history."""
+        admission = await self._admit(principal, tokens)
+        await self._record_usage(principal, tokens)
+        return admission
+
+    async def _record_usage(self, principal: Principal, tokens: int) -> None:
+        if self._usage is None:
+            return
+        try:
+            await self._usage.record(principal.key_id, 1, tokens, self._clock.now())
+        except BackendUnavailable as exc:
+            log.warning("could not record usage history: %s", exc.message)
+
+    async def _admit(self, principal: Principal, tokens: int) -> Admission | None:
         try:
             admission = await self._limiter.admit(
                 principal.key_id, self._tiers[principal.tier].rate_limit, tokens, self._clock.now()
@@ -437,6 +468,7 @@ class AdmissionControl:
                 await self._keys.add_usage(principal.key_id, period, used)
         except BackendUnavailable as exc:
             log.warning("could not record usage: %s", exc.message)
+        await self._record_usage(principal, used)
 
 
 def with_quota(admission: Admission, quota: QuotaReservation) -> Admission:

@@ -10,7 +10,14 @@ from typing import Any
 from application.fair_embedder import MEMORY_LANE, FairEmbedder
 from domain.documents import Page
 from domain.errors import BackendUnavailable, InvalidRequest, NotFound
-from domain.memory import MEMORY_LIMIT_RANGE, Memory, MemoryHit, MemoryTurn, new_memory_id
+from domain.memory import (
+    MEMORY_LIMIT_RANGE,
+    Memory,
+    MemoryHit,
+    MemoryOwner,
+    MemoryTurn,
+    new_memory_id,
+)
 from ports.clock import Clock
 from ports.embedder import Embedder
 from ports.memory_queue import MemoryQueue
@@ -18,15 +25,7 @@ from ports.memory_store import MemoryStore
 from ports.recent_turns import RecentTurns
 
 log = logging.getLogger("gateway.memory")
-MAX_USER_ID = 256
 MAX_MEMORY_CHARS = 20_000
-
-
-def check_user_id(user_id: str) -> str:
-    """A user id is an opaque label: any text, but bounded and never blank."""
-    if not user_id.strip() or len(user_id) > MAX_USER_ID:
-        raise InvalidRequest(f"user_id must be 1 to {MAX_USER_ID} characters", param="user_id")
-    return user_id
 
 
 class Memories:
@@ -60,27 +59,26 @@ class Memories:
                 f"limit must be between {MEMORY_LIMIT_RANGE[0]} and {MEMORY_LIMIT_RANGE[1]}",
                 param="memory_limit",
             )
-        user_id = check_user_id(user_id)  # before paying for the embedding
+        owner = MemoryOwner(tenant, user_id)  # checked before paying for the embedding
         if vector is None:
             vector = await self._embedder.embed_query(query)
-        return await self._store.search(
-            tenant, user_id, query, list(vector), limit, self._clock.now()
-        )
+        return await self._store.search(owner, query, list(vector), limit, self._clock.now())
 
     async def remember(self, tenant: str, user_id: str, text: str) -> str:
         """Queue ``text`` for storage and return its memory id at once; the background
         writer embeds and stores it."""
+        owner = MemoryOwner(tenant, user_id)
         turn = MemoryTurn(
             memory_id=new_memory_id(),
-            tenant=tenant,
-            user_id=check_user_id(user_id),
+            tenant=owner.tenant,
+            user_id=owner.user_id,
             text=text[:MAX_MEMORY_CHARS],
             created_at=self._clock.now(),
         )
         if self._recent is not None:
             # Short-term context first: a follow-up can use it before storage catches up.
             try:
-                await self._recent.append(tenant, turn.user_id, turn.text)
+                await self._recent.append(owner, turn.text)
             except BackendUnavailable as exc:
                 log.warning("recent turns unavailable: %s", exc.message)
         await self._queue.put(turn)
@@ -90,7 +88,7 @@ class Memories:
         """The user's newest turns (newest first), before long-term storage."""
         if self._recent is None:
             return []
-        return await self._recent.recent(tenant, check_user_id(user_id), limit)
+        return await self._recent.recent(MemoryOwner(tenant, user_id), limit)
 
     async def add_now(
         self, tenant: str, user_id: str, text: str, metadata: dict[str, Any] | None = None
@@ -98,8 +96,9 @@ class Memories:
         """Store a memory synchronously (the management API's explicit add)."""
         if not text.strip():
             raise InvalidRequest("the memory text is empty", param="text")
+        owner = MemoryOwner(tenant, user_id)
         memory = Memory(
-            new_memory_id(), tenant, check_user_id(user_id), text, self._clock.now(), metadata or {}
+            new_memory_id(), owner.tenant, owner.user_id, text, self._clock.now(), metadata or {}
         )
         await self._store.add(memory, (await self._fair.embed(tenant, [text]))[0])
         return memory
@@ -107,40 +106,41 @@ class Memories:
     async def list(
         self, tenant: str, user_id: str, limit: int, after: str | None = None
     ) -> Page[Memory]:
-        return await self._store.list_memories(tenant, check_user_id(user_id), limit, after)
+        return await self._store.list_memories(MemoryOwner(tenant, user_id), limit, after)
 
     async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory:
-        memory = await self._store.get(tenant, check_user_id(user_id), memory_id)
+        memory = await self._store.get(MemoryOwner(tenant, user_id), memory_id)
         if memory is None:
             raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
         return memory
 
     async def update(self, tenant: str, user_id: str, memory_id: str, text: str) -> Memory:
+        owner = MemoryOwner(tenant, user_id)
         if not text.strip():
             raise InvalidRequest("the memory text is empty", param="text")
         vector = (await self._fair.embed(tenant, [text]))[0]
-        memory = await self._store.update(tenant, check_user_id(user_id), memory_id, text, vector)
+        memory = await self._store.update(owner, memory_id, text, vector)
         if memory is None:
             raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
         return memory
 
     async def delete(self, tenant: str, user_id: str, memory_id: str) -> None:
-        if not await self._store.delete(tenant, check_user_id(user_id), memory_id):
+        if not await self._store.delete(MemoryOwner(tenant, user_id), memory_id):
             raise NotFound(f"no memory {memory_id!r} for this user", param="memory_id")
 
     async def forget(self, tenant: str, user_id: str, drain_s: float = 5.0) -> int:
         """Every memory of the user and their short-term context. Turns still queued for
         storage are let through first (up to ``drain_s``), so that none is stored after
         the user was forgotten."""
-        check_user_id(user_id)
+        owner = MemoryOwner(tenant, user_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
         # The queue is another process's (Redis) or the writer's: polling its depth.
         while await self._queue.depth() and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if self._recent is not None:
-            await self._recent.clear(tenant, user_id)
-        return await self._store.forget(tenant, user_id)
+            await self._recent.clear(owner)
+        return await self._store.forget(owner)
 
 
 class MemoryWriter:

@@ -7,7 +7,24 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.errors import InvalidRequest
+
 MEMORY_LIMIT_RANGE = (1, 20)
+MAX_USER_ID = 256  # characters
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryOwner:
+    """Whose memories: one user of one tenant. Every memory operation is scoped to an
+    owner, so a user never reaches another's. A user id is an opaque label (any text,
+    never query syntax), bounded and never blank."""
+
+    tenant: str
+    user_id: str
+
+    def __post_init__(self) -> None:
+        if not self.user_id.strip() or len(self.user_id) > MAX_USER_ID:
+            raise InvalidRequest(f"user_id must be 1 to {MAX_USER_ID} characters", param="user_id")
 
 
 def new_memory_id() -> str:
@@ -22,6 +39,10 @@ class Memory:
     text: str
     created_at: float  # seconds since the epoch
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> MemoryOwner:
+        return MemoryOwner(self.tenant, self.user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +91,10 @@ class MemoryTurn:
     text: str
     created_at: float
     attempts: int = 0
+
+    @property
+    def owner(self) -> MemoryOwner:
+        return MemoryOwner(self.tenant, self.user_id)
 
 
 def render_turn(user_message: str, assistant_message: str) -> str:

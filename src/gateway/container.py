@@ -64,6 +64,7 @@ from ports.memory_store import MemoryStore
 from ports.rate_limiter import RateLimiter
 from ports.recent_turns import RecentTurns
 from ports.response_store import ResponseStore
+from ports.usage_history import UsageHistory
 
 log = logging.getLogger("gateway")
 
@@ -246,11 +247,11 @@ async def document_index(
     settings: Settings, qdrant: Any, embedder: Embedder
 ) -> AsyncIterator[DocumentIndex]:
     if qdrant is not None:
-        from adapters.vector.qdrant_server_index import QdrantServerIndex
+        from adapters.vector.qdrant_index import QdrantServerIndex
 
         yield QdrantServerIndex(qdrant, embedder.dimension)
         return
-    from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+    from adapters.vector.qdrant_index import QdrantEdgeIndex
 
     index = QdrantEdgeIndex(settings.data_path / "qdrant" / "documents", embedder.dimension)
     try:
@@ -271,11 +272,11 @@ async def memory_store(
             await mem0.close()
         return
     if qdrant is not None:
-        from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+        from adapters.memory.qdrant_memory import QdrantServerMemoryStore
 
         yield QdrantServerMemoryStore(qdrant, embedder.dimension, decay=decay)
         return
-    from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
+    from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
 
     store = QdrantEdgeMemoryStore(
         settings.data_path / "qdrant" / "memories", embedder.dimension, decay=decay
@@ -422,6 +423,30 @@ def rate_limiter(redis: Any) -> RateLimiter:
     return RedisRateLimiter(redis)
 
 
+async def usage_history(redis: Any) -> AsyncIterator[UsageHistory]:
+    """Each key's requests and tokens over time: in Redis (every instance's, flushed
+    every second by a background task and once more at shutdown), or in process."""
+    if redis is None:
+        from adapters.limits.in_process_usage_history import InProcessUsageHistory
+
+        yield InProcessUsageHistory()
+        return
+    from adapters.limits.redis_usage_history import RedisUsageHistory
+
+    history = RedisUsageHistory(redis)
+    task = asyncio.create_task(history.run(), name="usage-history-flush")
+    try:
+        yield history
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await history.flush()
+        except BackendUnavailable as exc:
+            log.warning("usage history not flushed at shutdown: %s", exc.message)
+
+
 async def key_store(settings: Settings, redis: Any) -> AsyncIterator[KeyStore]:
     """Managed keys, hashed: in Redis, or a local file (one process) without it."""
     if redis is not None:
@@ -528,13 +553,16 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(rate_limiter, redis_client)
     key_store = providers.Resource(key_store, settings, redis_client)
     audit_log = providers.Singleton(StructlogAuditLog)
-    key_management = providers.Singleton(KeyManagement, keyring, key_store, clock, audit_log)
+    usage_history = providers.Resource(usage_history, redis_client)
+    key_management = providers.Singleton(
+        KeyManagement, keyring, key_store, clock, audit_log, usage=usage_history
+    )
     admission = providers.Singleton(
-        lambda s, limiter, keys, clock: AdmissionControl(
+        lambda s, limiter, keys, clock, usage: AdmissionControl(
             limiter, keys, clock, tier_policies(s),
-            RequestLimits(s.max_messages, s.max_content_chars),
+            RequestLimits(s.max_messages, s.max_content_chars), usage=usage,
         ),
-        settings, rate_limiter, key_store, clock,
+        settings, rate_limiter, key_store, clock, usage_history,
     )  # fmt: skip
     unified_chat = providers.Singleton(
         lambda s, c, e, kb, m, clock: UnifiedChat(

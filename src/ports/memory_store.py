@@ -6,11 +6,11 @@ from typing import Protocol
 
 from domain.documents import Page
 from domain.health import ServiceHealth
-from domain.memory import Memory, MemoryHit
+from domain.memory import Memory, MemoryHit, MemoryOwner
 
 
 class MemoryStore(Protocol):
-    """Memories of one user of one tenant; every call is scoped to both, so a user
+    """Memories of one user of one tenant; every call is scoped to its owner, so a user
     never reaches another's (and ``user_id`` is data, never query syntax).
 
     Errors: ``domain.errors.MemoryUnavailable`` when the store cannot answer."""
@@ -20,28 +20,28 @@ class MemoryStore(Protocol):
         ...
 
     async def search(
-        self, tenant: str, user_id: str, text: str, vector: list[float], limit: int, now: float
+        self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
         """At most ``limit`` memories, by decayed relevance at ``now``, best first."""
         ...
 
     async def list_memories(
-        self, tenant: str, user_id: str, limit: int, after: str | None = None
+        self, owner: MemoryOwner, limit: int, after: str | None = None
     ) -> Page[Memory]:
         """Newest first; ``after`` is the id of the last memory of the previous page."""
         ...
 
-    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory | None: ...
+    async def get(self, owner: MemoryOwner, memory_id: str) -> Memory | None: ...
 
     async def update(
-        self, tenant: str, user_id: str, memory_id: str, text: str, vector: list[float]
+        self, owner: MemoryOwner, memory_id: str, text: str, vector: list[float]
     ) -> Memory | None:
         """New text (and embedding) for a memory; None when there is no such one."""
         ...
 
-    async def delete(self, tenant: str, user_id: str, memory_id: str) -> bool: ...
+    async def delete(self, owner: MemoryOwner, memory_id: str) -> bool: ...
 
-    async def forget(self, tenant: str, user_id: str) -> int:
+    async def forget(self, owner: MemoryOwner) -> int:
         """Delete every memory of the user; returns how many there were."""
         ...
 

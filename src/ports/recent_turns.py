@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from domain.memory import MemoryOwner
+
 
 class RecentTurns(Protocol):
     """The newest turns of a user, kept briefly, so that a follow-up question has them
-    before long-term storage catches up. Scoped to tenant and user like memories.
+    before long-term storage catches up. Scoped to an owner like memories.
     Errors: ``MemoryUnavailable``."""
 
-    async def append(self, tenant: str, user_id: str, text: str) -> None: ...
+    async def append(self, owner: MemoryOwner, text: str) -> None: ...
 
-    async def recent(self, tenant: str, user_id: str, limit: int) -> list[str]:
+    async def recent(self, owner: MemoryOwner, limit: int) -> list[str]:
         """Newest first."""
         ...
 
-    async def clear(self, tenant: str, user_id: str) -> None: ...
+    async def clear(self, owner: MemoryOwner) -> None: ...

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
-from adapters.vector.qdrant_server_index import QdrantServerIndex
+from adapters.vector.qdrant_index import QdrantEdgeIndex, QdrantServerIndex
 from domain.documents import (
     Chunk,
     Document,

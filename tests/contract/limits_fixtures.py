@@ -1,5 +1,6 @@
-"""RateLimiter and KeyStore adapters as the contract suites receive them. A pytest plugin
-(loaded with ``pytest_plugins``); the private redis-server is ``memory_fixtures``'s."""
+"""RateLimiter, KeyStore and UsageHistory adapters as the contract suites receive them.
+A pytest plugin (loaded with ``pytest_plugins``); the private redis-server is
+``memory_fixtures``'s."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from redis.asyncio import Redis
 
 from adapters.limits.file_key_store import FileKeyStore
 from adapters.limits.in_process_limiter import InProcessRateLimiter
+from adapters.limits.in_process_usage_history import InProcessUsageHistory
 from adapters.limits.redis_key_store import RedisKeyStore
 from adapters.limits.redis_limiter import RedisRateLimiter
+from adapters.limits.redis_usage_history import RedisUsageHistory
 from ports.key_store import KeyStore
 from ports.rate_limiter import RateLimiter
+from ports.usage_history import UsageHistory
 from tests.fakes.fake_key_store import FakeKeyStore
 from tests.fakes.fake_rate_limiter import FakeRateLimiter
+from tests.fakes.fake_usage_history import FakeUsageHistory
 
 pytest_plugins = ["tests.contract.memory_fixtures"]
 
@@ -145,3 +150,34 @@ def durable_key_store(request: pytest.FixtureRequest) -> KeyStoreUnderTest:
     under_test: KeyStoreUnderTest = request.getfixturevalue(request.param)
     assert under_test.reopen is not None
     return under_test
+
+
+# --- UsageHistory ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_usage_history() -> UsageHistory:
+    return FakeUsageHistory()
+
+
+@pytest.fixture
+def in_process_usage_history() -> UsageHistory:
+    return InProcessUsageHistory()
+
+
+@pytest.fixture
+def redis_usage_history(redis_client: Redis) -> UsageHistory:
+    return RedisUsageHistory(redis_client, prefix=f"test:usage:{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake_usage_history", id="fake"),
+        pytest.param("in_process_usage_history", id="in-process"),
+        pytest.param("redis_usage_history", id="redis", marks=pytest.mark.redis),
+    ]
+)
+def usage_history(request: pytest.FixtureRequest) -> UsageHistory:
+    """Every UsageHistory adapter, as the contract suite receives it."""
+    history: UsageHistory = request.getfixturevalue(request.param)
+    return history

@@ -24,10 +24,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from adapters.memory.in_process_queue import InProcessMemoryQueue
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
-from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore, QdrantServerMemoryStore
 from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
-from domain.memory import DecayPolicy, Memory, MemoryHit, new_memory_id
+from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner, new_memory_id
 from ports.memory_queue import MemoryQueue
 from ports.memory_store import MemoryStore
 from tests.conftest import free_port, stop
@@ -73,7 +72,7 @@ class StoreUnderTest:
         self, tenant: str, user_id: str, query: str, *, limit: int = 5
     ) -> list[MemoryHit]:
         vector = self.embedder.vector(query)
-        return await self.store.search(tenant, user_id, query, vector, limit, self.now)
+        return await self.store.search(MemoryOwner(tenant, user_id), query, vector, limit, self.now)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.vector.qdrant_edge_common import RRF_K, prefetch_depth, unit
-from adapters.vector.qdrant_edge_index import QdrantEdgeIndex
+from adapters.qdrant.engine import RRF_K, prefetch_depth, unit
+from adapters.vector.qdrant_index import QdrantEdgeIndex
 from domain.documents import (
     Chunk,
     Document,

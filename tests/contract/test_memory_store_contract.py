@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from adapters.memory.qdrant_edge_memory import QdrantEdgeMemoryStore
-from adapters.memory.qdrant_server_memory import QdrantServerMemoryStore
+from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore, QdrantServerMemoryStore
 from domain.errors import InvalidRequest, MemoryUnavailable
 from domain.health import Status
-from domain.memory import DecayPolicy, Memory
+from domain.memory import DecayPolicy, Memory, MemoryOwner
 from tests.conftest import free_port
 
 if TYPE_CHECKING:
@@ -28,7 +27,8 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Payload indexes have no effect:UserWarning"
 )
 
-HOSTILE_USER_IDS = ["*", "", " ", "alice*", "ali%", ".*", "a OR b", '{"$ne": 1}',
+# A blank id cannot reach a store: MemoryOwner refuses it (tests/unit/test_memory_owner.py).
+HOSTILE_USER_IDS = ["*", "alice*", "ali%", ".*", "a OR b", '{"$ne": 1}',
                     '{"$regex": ".*"}', "' OR '1'='1", "ALICE", "alice ", "bob\x00"]  # fmt: skip
 HOURS = 3600.0
 
@@ -54,16 +54,16 @@ async def test_each_user_of_each_tenant_sees_only_their_own(memory_store: StoreU
                                  ("globex", "alice", namesake)]:  # fmt: skip
         hits = await memory_store.search(tenant, user_id, "favourite city Kyoto")
         assert [h.id for h in hits] == [own.id]
-        page = await memory_store.store.list_memories(tenant, user_id, 10)
+        page = await memory_store.store.list_memories(MemoryOwner(tenant, user_id), 10)
         assert [m.id for m in page.data] == [own.id]
     store = memory_store.store
     vector = memory_store.embedder.vector("changed")
-    assert await store.get("acme", "bob", mine.id) is None
-    assert await store.get("globex", "alice", mine.id) is None
-    assert await store.update("globex", "alice", mine.id, "changed", vector) is None
-    assert not await store.delete("acme", "bob", mine.id)
-    assert not await store.delete("globex", "alice", mine.id)
-    assert await store.get("acme", "alice", mine.id) == mine
+    assert await store.get(MemoryOwner("acme", "bob"), mine.id) is None
+    assert await store.get(MemoryOwner("globex", "alice"), mine.id) is None
+    assert await store.update(MemoryOwner("globex", "alice"), mine.id, "changed", vector) is None
+    assert not await store.delete(MemoryOwner("acme", "bob"), mine.id)
+    assert not await store.delete(MemoryOwner("globex", "alice"), mine.id)
+    assert await store.get(MemoryOwner("acme", "alice"), mine.id) == mine
 
 
 async def test_a_hostile_user_id_is_only_itself(memory_store: StoreUnderTest) -> None:
@@ -72,23 +72,25 @@ async def test_a_hostile_user_id_is_only_itself(memory_store: StoreUnderTest) ->
     store = memory_store.store
     for hostile in HOSTILE_USER_IDS:
         assert await memory_store.search("acme", hostile, "door code office") == [], hostile
-        assert (await store.list_memories("acme", hostile, 10)).data == [], hostile
+        assert (await store.list_memories(MemoryOwner("acme", hostile), 10)).data == [], hostile
         for memory in others:
-            assert await store.get("acme", hostile, memory.id) is None, hostile
-            assert not await store.delete("acme", hostile, memory.id), hostile
-        assert await store.forget("acme", hostile) == 0, hostile
+            assert await store.get(MemoryOwner("acme", hostile), memory.id) is None, hostile
+            assert not await store.delete(MemoryOwner("acme", hostile), memory.id), hostile
+        assert await store.forget(MemoryOwner("acme", hostile)) == 0, hostile
         # The hostile id is a user like any other: it finds its own memory, nobody else's.
         own = await memory_store.remember("acme", hostile, text)
         hits = await memory_store.search("acme", hostile, "door code")
         assert [h.id for h in hits] == [own.id], hostile
-        page = await store.list_memories("acme", hostile, 10)
+        page = await store.list_memories(MemoryOwner("acme", hostile), 10)
         assert [m.id for m in page.data] == [own.id], hostile
         for memory in others:
             hits = await memory_store.search("acme", memory.user_id, "door code")
             assert [h.id for h in hits] == [memory.id], hostile
-        assert await store.forget("acme", hostile) == 1, hostile
+        assert await store.forget(MemoryOwner("acme", hostile)) == 1, hostile
         for memory in others:
-            assert await store.get("acme", memory.user_id, memory.id) == memory, hostile
+            assert await store.get(MemoryOwner("acme", memory.user_id), memory.id) == memory, (
+                hostile
+            )
 
 
 async def test_an_older_memory_counts_less(memory_store: StoreUnderTest) -> None:
@@ -188,32 +190,35 @@ async def test_list_is_newest_first_and_paged(memory_store: StoreUnderTest) -> N
     seen: list[Memory] = []
     after = None
     for _ in range(4):
-        page = await store.list_memories("acme", "alice", 2, after)
+        page = await store.list_memories(MemoryOwner("acme", "alice"), 2, after)
         seen.extend(page.data)
         if not page.has_more:
             break
         after = page.data[-1].id
     assert seen == expected
     assert not page.has_more
-    assert (await store.list_memories("acme", "alice", 7)).has_more is False
-    assert (await store.list_memories("acme", "alice", 6)).has_more is True
+    assert (await store.list_memories(MemoryOwner("acme", "alice"), 7)).has_more is False
+    assert (await store.list_memories(MemoryOwner("acme", "alice"), 6)).has_more is True
     with pytest.raises(InvalidRequest):
-        await store.list_memories("acme", "alice", 2, "mem-000000000000000000000000")
+        await store.list_memories(MemoryOwner("acme", "alice"), 2, "mem-000000000000000000000000")
 
 
 async def test_get_returns_the_memory_as_stored(memory_store: StoreUnderTest) -> None:
     memory = await memory_store.remember(
         "acme", "alice", "Allergic to penicillin.", age_s=123.5, metadata={"source": "chat", "n": 1}
     )
-    assert await memory_store.store.get("acme", "alice", memory.id) == memory
-    assert await memory_store.store.get("acme", "alice", "mem-000000000000000000000000") is None
+    assert await memory_store.store.get(MemoryOwner("acme", "alice"), memory.id) == memory
+    assert (
+        await memory_store.store.get(MemoryOwner("acme", "alice"), "mem-000000000000000000000000")
+        is None
+    )
 
 
 async def test_add_replaces_by_id(memory_store: StoreUnderTest) -> None:
     memory = await memory_store.remember("acme", "alice", "My cat is called Miso.")
     again = Memory(memory.id, "acme", "alice", "My cat is called Tofu.", memory.created_at)
     await memory_store.store.add(again, memory_store.embedder.vector(again.text))
-    page = await memory_store.store.list_memories("acme", "alice", 10)
+    page = await memory_store.store.list_memories(MemoryOwner("acme", "alice"), 10)
     assert page.data == [again]
 
 
@@ -224,25 +229,27 @@ async def test_update_changes_what_search_finds(memory_store: StoreUnderTest) ->
     text = "My gym moved to Belem."
     store = memory_store.store
     updated = await store.update(
-        "acme", "alice", memory.id, text, memory_store.embedder.vector(text)
+        MemoryOwner("acme", "alice"), memory.id, text, memory_store.embedder.vector(text)
     )
     assert updated == Memory(memory.id, "acme", "alice", text, memory.created_at, {"k": "v"})
-    assert await store.get("acme", "alice", memory.id) == updated
+    assert await store.get(MemoryOwner("acme", "alice"), memory.id) == updated
     for query in ("gym Belem", "gym Alfama"):
         hits = await memory_store.search("acme", "alice", query)
         assert [(h.id, h.text) for h in hits] == [(memory.id, text)]
     missing = "mem-000000000000000000000000"
-    assert await store.update("acme", "alice", missing, text, [1.0] * DIMENSION) is None
+    assert (
+        await store.update(MemoryOwner("acme", "alice"), missing, text, [1.0] * DIMENSION) is None
+    )
 
 
 async def test_delete_removes_one(memory_store: StoreUnderTest) -> None:
     gone = await memory_store.remember("acme", "alice", "The wifi password is on the fridge.")
     kept = await memory_store.remember("acme", "alice", "The spare key is under the mat.")
     store = memory_store.store
-    assert await store.delete("acme", "alice", gone.id)
-    assert await store.get("acme", "alice", gone.id) is None
+    assert await store.delete(MemoryOwner("acme", "alice"), gone.id)
+    assert await store.get(MemoryOwner("acme", "alice"), gone.id) is None
     assert [h.id for h in await memory_store.search("acme", "alice", "wifi password")] == [kept.id]
-    assert not await store.delete("acme", "alice", gone.id)
+    assert not await store.delete(MemoryOwner("acme", "alice"), gone.id)
 
 
 async def test_forget_removes_every_memory_of_the_user_only(memory_store: StoreUnderTest) -> None:
@@ -251,12 +258,12 @@ async def test_forget_removes_every_memory_of_the_user_only(memory_store: StoreU
     bob = await memory_store.remember("acme", "bob", "Bob fact: likes tea.")
     namesake = await memory_store.remember("globex", "alice", "Globex Alice: likes tea.")
     store = memory_store.store
-    assert await store.forget("acme", "alice") == 3
-    assert (await store.list_memories("acme", "alice", 10)).data == []
+    assert await store.forget(MemoryOwner("acme", "alice")) == 3
+    assert (await store.list_memories(MemoryOwner("acme", "alice"), 10)).data == []
     assert await memory_store.search("acme", "alice", "likes tea") == []
-    assert await store.forget("acme", "alice") == 0
-    assert await store.get("acme", "bob", bob.id) == bob
-    assert await store.get("globex", "alice", namesake.id) == namesake
+    assert await store.forget(MemoryOwner("acme", "alice")) == 0
+    assert await store.get(MemoryOwner("acme", "bob"), bob.id) == bob
+    assert await store.get(MemoryOwner("globex", "alice"), namesake.id) == namesake
 
 
 async def test_check_reports_healthy(memory_store: StoreUnderTest) -> None:
@@ -277,7 +284,7 @@ async def test_edge_memories_survive_a_reopen(
     await store.close()
     reopened = QdrantEdgeMemoryStore(tmp_path / "memories", DIMENSION)
     try:
-        assert await reopened.get("acme", "alice", memory.id) == memory
+        assert await reopened.get(MemoryOwner("acme", "alice"), memory.id) == memory
     finally:
         await reopened.close()
 
@@ -295,7 +302,7 @@ async def test_an_unreachable_qdrant_server_is_memory_unavailable() -> None:
     store = QdrantServerMemoryStore(client, DIMENSION, decay=DecayPolicy())
     try:
         with pytest.raises(MemoryUnavailable):
-            await store.search("acme", "alice", "anything", [1.0] * DIMENSION, 5, 0.0)
+            await store.search(MemoryOwner("acme", "alice"), "anything", [1.0] * DIMENSION, 5, 0.0)
         assert (await store.check()).status is Status.UNHEALTHY
     finally:
         await client.close()

@@ -205,7 +205,8 @@ async def test_the_circuit_opens_refuses_and_closes_after_a_good_probe(
     fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
 ) -> None:
     telemetry = RecordingTelemetry()
-    breaker = CircuitBreaker(failure_threshold=2, cooldown_s=0.3)
+    # Long enough that a loaded machine does not let the cooldown pass before the refusal.
+    breaker = CircuitBreaker(failure_threshold=2, cooldown_s=2.0)
     upstream = OpenAICompatibleChatModel(
         fake_upstream.url, http_client, retries=0, breaker=breaker, telemetry=telemetry
     )
@@ -218,7 +219,7 @@ async def test_the_circuit_opens_refuses_and_closes_after_a_good_probe(
         await upstream.complete(ask("hi"))
     assert requests_seen(fake_upstream) == before, "refused without reaching the upstream"
 
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(2.05)
     assert upstream.accepting
     assert json.loads((await upstream.complete(ask("hi"))).body)["choices"]
     assert breaker.state is CircuitState.CLOSED

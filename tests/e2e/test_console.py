@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,35 +19,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import GatewayProcess, free_port, stop
 from tests.e2e.clients import bearer
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, gateway_in
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 VIEWPORT = {"width": 1180, "height": 760}
 # Payloads that run script if the page ever renders text as HTML.
 XSS_SCRIPT = "<script>window.__xss = 'script'</script>"
 XSS_IMG = "<img src=x onerror=\"window.__xss = 'img'\">"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser: Any, gateway: GatewayProcess) -> tuple[Any, Any]:
@@ -352,6 +333,32 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     row = page.locator("#key-list tr", has_text=name)
     expect(row.locator(".usage")).to_have_text(f"{used} / 5000 (month)")
     assert row.locator(".usage svg").get_attribute("aria-label") == f"{used} of 5000 tokens"
+    # Its usage over time: a chart (GET /v1/keys/{id}/usage) said in words and a table,
+    # opened from the keyboard.
+    row.get_by_role("button", name="Usage chart").focus()
+    page.keyboard.press("Enter")
+    summary = page.locator("#key-usage-summary")
+    expect(summary).to_contain_text(f"{used} tokens and 2 requests in the last hour")
+    chart = page.locator("#key-usage svg.usage-chart")
+    assert f"{used} tokens and 2 requests" in (chart.get_attribute("aria-label") or "")
+    assert chart.locator("rect.usage-bar").count() == 60
+    heights = [float(h) for h in chart.locator("rect.usage-bar").evaluate_all(
+        "bars => bars.map((b) => b.getAttribute('height'))")]  # fmt: skip
+    assert heights[-1] > 0 or heights[-2] > 0  # the last minute (or the one before)
+    expect(page.locator("#key-usage-quota")).to_contain_text(f"{used} of 5000 tokens")
+    assert page.evaluate("document.activeElement.id") == "key-usage-title"
+    page.get_by_label("Usage window", exact=True).select_option("24h")
+    expect(summary).to_contain_text("in the last day, per hour")
+    expect(page.locator("#key-usage svg.usage-chart rect.usage-bar")).to_have_count(24)
+    page.get_by_label("Usage window", exact=True).select_option("1h")
+    expect(page.locator("#key-usage svg.usage-chart rect.usage-bar")).to_have_count(60)
+    assert value not in page.locator("#key-usage").inner_text()
+    assert page.locator("#key-usage img, #key-usage script").count() == 0
+    page.locator("#key-usage summary").click()
+    expect(page.locator("#key-usage details tbody tr")).not_to_have_count(0)
+    assert unlabelled(page) == []
+    assert unnamed_buttons(page) == []
+    page.locator("#key-usage").scroll_into_view_if_needed()
     shot(page, "keys")
     row.get_by_role("button", name="Revoke").click()
     expect(page.locator("#key-list tr", has_text=name)).to_contain_text("revoked")
@@ -463,6 +470,7 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
 
     page.get_by_label("Filter by source").fill(word)
     expect(page.locator("#kb-list tbody tr")).to_have_count(1)
+    read_back(page, fake_gateway, word, text)
     page.get_by_label("Search the knowledge base").fill(f"{word} procedure")
     page.get_by_role("button", name="Search", exact=True).click()
     hit = page.locator("#kb-hits li").first
@@ -485,6 +493,93 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#kb-list tbody tr", has_text=word)).to_have_count(0)
     expect(page.locator("#kb-list")).to_be_visible()
+
+
+def read_back(page: Any, gateway: GatewayProcess, word: str, text: str) -> None:
+    """Click a document: its metadata and chunks (``GET /v1/documents/{id}?include=chunks``)
+    shown as text; a gateway without that route (404 or 405) says read-back is not
+    available. Which one this gateway is, the test asks the API itself."""
+    with httpx.Client(base_url=gateway.url, headers=bearer(DEVELOPER_KEY)) as api:
+        listed = api.get("/v1/documents", params={"limit": 100}).json()["data"]
+        document = next(d for d in listed if word in d["source"])
+        probe = api.get(f"/v1/documents/{document['id']}", params={"include": "chunks"})
+    row = page.locator("#kb-list tbody tr", has_text=word)
+    row.get_by_role("button", name=re.compile(r"^Read ")).click()
+    reader = page.locator("#kb-document")
+    expect(reader).to_be_visible()
+    assert page.evaluate("document.activeElement.id") == "kb-document-title"
+    if probe.status_code in (404, 405):
+        expect(page.locator("#kb-readback-unavailable")).to_contain_text("Read-back not available")
+        expect(page.locator("#kb-readback-unavailable")).to_contain_text(str(probe.status_code))
+    else:
+        assert probe.status_code == 200, probe.text
+        chunks = probe.json()["chunks"]
+        assert chunks
+        expect(page.locator("#kb-chunks li")).to_have_count(len(chunks))
+        shown = page.locator("#kb-chunks").inner_text()
+        assert word in shown
+        assert XSS_SCRIPT in shown  # the document's HTML is text
+        expect(page.locator("#kb-document-meta")).to_contain_text(document["id"])
+    assert page.locator("#kb-document img, #kb-document script").count() == 0
+    reader.scroll_into_view_if_needed()
+    shot(page, "knowledge-base-document")
+    reader.get_by_role("button", name="Close document").click()
+    expect(reader).to_be_hidden()
+
+
+def test_a_document_read_back_shows_its_chunks_as_text(
+    page: Any, fake_gateway: GatewayProcess
+) -> None:
+    """The reader against the read-back's documented shape (the answer of
+    ``GET /v1/documents/{id}?include=chunks`` given by the browser itself, whatever this
+    gateway serves): fields, metadata and every chunk shown, HTML as text."""
+    word = f"readback{uuid.uuid4().hex[:6]}"
+    with httpx.Client(base_url=fake_gateway.url, headers=bearer(DEVELOPER_KEY)) as api:
+        api.post(
+            "/v1/documents",
+            json={"documents": [{"text": f"{word} notes", "source": f"{word}.md"}]},
+        ).raise_for_status()
+        listed = api.get("/v1/documents", params={"limit": 100}).json()["data"]
+    document = next(d for d in listed if word in d["source"])
+    answer = {
+        "id": document["id"],
+        "object": "document",
+        "source": document["source"],
+        "created_at": document["created_at"],
+        "metadata": {"author": XSS_IMG, "lang": "en"},
+        "chunks": [
+            {"id": "c1", "text": f"First {word} {XSS_SCRIPT}", "page": 1,
+             "heading_path": ["Notes", "Setup"], "start": 0, "end": 40},
+            {"id": "c2", "text": f"Second {XSS_IMG}", "page": 2,
+             "heading_path": ["Notes"], "start": 40, "end": 70},
+        ],
+    }  # fmt: skip
+    asked: list[str] = []
+
+    def read_back(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/v1/documents/*?include=chunks", read_back)
+    sign_in(page, fake_gateway, DEVELOPER_KEY, "#/knowledge")
+    page.locator("#kb-list tbody tr", has_text=word).get_by_role(
+        "button", name=re.compile(r"^Read ")
+    ).click()
+    chunks = page.locator("#kb-chunks li")
+    expect(chunks).to_have_count(2)
+    assert asked == [f"{fake_gateway.url}/v1/documents/{document['id']}?include=chunks"]
+    expect(chunks.nth(0)).to_contain_text("page 1 · Notes › Setup · characters 0–40")
+    assert XSS_SCRIPT in chunks.nth(0).inner_text()
+    assert XSS_IMG in chunks.nth(1).inner_text()
+    meta = page.locator("#kb-document-meta")
+    expect(meta).to_contain_text(document["id"])
+    expect(meta).to_contain_text("metadata.author")
+    assert XSS_IMG in meta.inner_text()
+    assert page.locator("#kb-document img, #kb-document script").count() == 0
+    assert unlabelled(page) == []
+    assert unnamed_buttons(page) == []
+    page.locator("#kb-document").scroll_into_view_if_needed()
+    shot(page, "knowledge-base-read-back")
 
 
 def test_a_standard_key_cannot_upload(page: Any, fake_gateway: GatewayProcess) -> None:
@@ -513,6 +608,20 @@ def test_health_and_metrics_refresh_live(page: Any, fake_gateway: GatewayProcess
     routes = page.locator("#hm-routes").inner_text()
     assert "/metrics" in routes
     assert "/v1/models" in routes
+    # Per route: requests and errors per second, and latency p50/p95/p99, over time.
+    models = page.locator('#hm-route-charts figure[data-route="/v1/models"]')
+    expect(models.locator("polyline")).to_have_count(5, timeout=20_000)
+    labels = models.locator("svg").evaluate_all("s => s.map((e) => e.getAttribute('aria-label'))")
+    assert labels[0].startswith("Requests and errors per second: latest requests ")
+    assert re.search(r"p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms$", labels[1]), labels[1]
+    # The same figures as visible text, each series named in its line's colour.
+    said = models.locator("small").all_inner_texts()
+    assert re.fullmatch(
+        r"Requests and errors per second: requests [\d.]+ /s, errors [\d.]+ /s", said[0]
+    ), said
+    assert models.locator("small .legend-s-p99").count() == 1
+    page.locator("#hm-route-charts").scroll_into_view_if_needed()
+    shot(page, "health-routes")
     page.locator("#hm-totals").scroll_into_view_if_needed()
     shot(page, "health")
 

@@ -60,6 +60,7 @@ OPERATIONS = {
     "POST /v1/keys": True,
     "GET /v1/keys/{key_id}": False,
     "DELETE /v1/keys/{key_id}": False,
+    "GET /v1/keys/{key_id}/usage": True,
     "GET /health": False,
     "GET /health/live": False,
     "GET /health/ready": False,

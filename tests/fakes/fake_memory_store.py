@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from domain.documents import Page
 from domain.errors import InvalidRequest, MemoryUnavailable
 from domain.health import ServiceHealth, Status
-from domain.memory import DecayPolicy, Memory, MemoryHit
+from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner
 
 RRF_K = 2
 _K1, _B, _AVG_LEN = 1.2, 0.75, 256.0
@@ -63,12 +63,8 @@ class FakeMemoryStore:
         self.memories[key] = _Stored(memory, tuple(vector), _terms(memory.text))
         self.adds += 1
 
-    def _owned(self, tenant: str, user_id: str) -> list[_Stored]:
-        return [
-            s
-            for s in self.memories.values()
-            if s.memory.tenant == tenant and s.memory.user_id == user_id
-        ]
+    def _owned(self, owner: MemoryOwner) -> list[_Stored]:
+        return [s for s in self.memories.values() if s.memory.owner == owner]
 
     def _bm25(self, stored: _Stored, query: set[str]) -> float:
         total = len(self.memories)
@@ -82,10 +78,10 @@ class FakeMemoryStore:
         return score
 
     async def search(
-        self, tenant: str, user_id: str, text: str, vector: list[float], limit: int, now: float
+        self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
         self._available()
-        owned = self._owned(tenant, user_id)
+        owned = self._owned(owner)
         cosines = {s.memory.id: _cosine(s.vector, vector) for s in owned}
         words = set(_terms(text))
         keyword = {s.memory.id: self._bm25(s, words) for s in owned}
@@ -112,11 +108,11 @@ class FakeMemoryStore:
         return sorted(hits, key=lambda hit: hit.score, reverse=True)
 
     async def list_memories(
-        self, tenant: str, user_id: str, limit: int, after: str | None = None
+        self, owner: MemoryOwner, limit: int, after: str | None = None
     ) -> Page[Memory]:
         self._available()
         ordered = sorted(
-            (s.memory for s in self._owned(tenant, user_id)),
+            (s.memory for s in self._owned(owner)),
             key=lambda m: (m.created_at, m.id),
             reverse=True,
         )
@@ -126,29 +122,29 @@ class FakeMemoryStore:
         start = 0 if after is None else ids.index(after) + 1
         return Page(data=ordered[start : start + limit], has_more=len(ordered) > start + limit)
 
-    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory | None:
+    async def get(self, owner: MemoryOwner, memory_id: str) -> Memory | None:
         self._available()
-        stored = self.memories.get((tenant, user_id, memory_id))
+        stored = self.memories.get((owner.tenant, owner.user_id, memory_id))
         return stored.memory if stored else None
 
     async def update(
-        self, tenant: str, user_id: str, memory_id: str, text: str, vector: list[float]
+        self, owner: MemoryOwner, memory_id: str, text: str, vector: list[float]
     ) -> Memory | None:
         self._available()
-        key = (tenant, user_id, memory_id)
+        key = (owner.tenant, owner.user_id, memory_id)
         if key not in self.memories:
             return None
         memory = replace(self.memories[key].memory, text=text)
         self.memories[key] = _Stored(memory, tuple(vector), _terms(text))
         return memory
 
-    async def delete(self, tenant: str, user_id: str, memory_id: str) -> bool:
+    async def delete(self, owner: MemoryOwner, memory_id: str) -> bool:
         self._available()
-        return self.memories.pop((tenant, user_id, memory_id), None) is not None
+        return self.memories.pop((owner.tenant, owner.user_id, memory_id), None) is not None
 
-    async def forget(self, tenant: str, user_id: str) -> int:
+    async def forget(self, owner: MemoryOwner) -> int:
         self._available()
-        owned = [key for key in self.memories if key[:2] == (tenant, user_id)]
+        owned = [key for key in self.memories if key[:2] == (owner.tenant, owner.user_id)]
         for key in owned:
             del self.memories[key]
         return len(owned)

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from application.memories import MAX_MEMORY_CHARS, MAX_USER_ID, Memories, MemoryWriter
+from application.memories import MAX_MEMORY_CHARS, Memories, MemoryWriter
 from domain.errors import EmbeddingUnavailable, InvalidRequest, MemoryUnavailable, NotFound
-from domain.memory import DecayPolicy
+from domain.memory import MAX_USER_ID, DecayPolicy, MemoryOwner
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_embedder import FakeEmbedder
 from tests.fakes.fake_memory_queue import FakeMemoryQueue
@@ -372,4 +372,4 @@ async def test_a_writer_stopped_in_the_middle_of_a_batch_leaves_it_to_the_flush(
     await writer.flush(timeout_s=1)
 
     assert await queue.depth() == 0
-    assert await store.get("acme", "alice", memory_id) is not None
+    assert await store.get(MemoryOwner("acme", "alice"), memory_id) is not None

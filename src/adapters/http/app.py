@@ -27,6 +27,7 @@ from adapters.http.controllers.docs import DOCS_HANDLERS
 from adapters.http.controllers.documents import DocumentsController
 from adapters.http.controllers.embeddings import EmbeddingsController
 from adapters.http.controllers.health import HealthController
+from adapters.http.controllers.key_usage import KeyUsageController
 from adapters.http.controllers.keys import KeysController
 from adapters.http.controllers.memories import MemoriesController
 from adapters.http.controllers.messages import MessagesController
@@ -112,6 +113,7 @@ def create_app(
             RagController,
             MemoriesController,
             KeysController,
+            KeyUsageController,
             # Documents (file uploads) get a body limit of their own.
             Router(
                 path="/",

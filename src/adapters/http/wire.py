@@ -21,6 +21,7 @@ from domain.chat import (
     TOP_LOGPROBS_RANGE,
     TOP_P_RANGE,
 )
+from domain.memory import MAX_USER_ID
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 Temperature = Annotated[float, msgspec.Meta(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
@@ -323,7 +324,7 @@ class EmbeddingsOut(msgspec.Struct):
 Budget = Annotated[
     float, msgspec.Meta(ge=LATENCY_BUDGET_RANGE_MS[0], le=LATENCY_BUDGET_RANGE_MS[1])
 ]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
 
 
 class UnifiedMessage(Body):
@@ -535,6 +536,29 @@ class KeyWithUsage(msgspec.Struct):
     tokens_used_this_period: int
     period: str
     object: Literal["api_key.usage"] = "api_key.usage"
+
+
+class UsageBucketOut(msgspec.Struct):
+    start: int  # epoch seconds, UTC
+    requests: int
+    tokens: int
+
+
+class KeyUsageHistory(msgspec.Struct):
+    """A key's admitted requests and tokens in time buckets (``bucket_s`` long, oldest
+    first, the last one still filling), with its token quota in its current period."""
+
+    key_id: str
+    window: Literal["1h", "24h"]
+    bucket_s: int
+    requests: int
+    tokens: int
+    data: list[UsageBucketOut]
+    token_quota: int | None
+    quota_period: str
+    period: str
+    tokens_used_this_period: int
+    object: Literal["api_key.usage_history"] = "api_key.usage_history"
 
 
 class KeyList(msgspec.Struct):

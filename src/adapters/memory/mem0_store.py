@@ -37,12 +37,13 @@ from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient
 
-from adapters.memory.qdrant_edge_memory import newest_first, rfc3339
-from adapters.vector.qdrant_edge_common import prefetch_depth
+from adapters.memory.qdrant_memory import newest_first
+from adapters.qdrant.edge import rfc3339
+from adapters.qdrant.engine import prefetch_depth
 from domain.documents import Page
 from domain.errors import ConfigurationError, MemoryUnavailable
 from domain.health import ServiceHealth, Status
-from domain.memory import DecayPolicy, Memory, MemoryHit
+from domain.memory import DecayPolicy, Memory, MemoryHit, MemoryOwner
 from ports.embedder import Embedder
 
 T = TypeVar("T")
@@ -58,9 +59,9 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def mem0_user_id(tenant: str, user_id: str) -> str:
+def mem0_user_id(owner: MemoryOwner) -> str:
     """Mem0's ``user_id`` for a user of a tenant: only ever that user."""
-    return f"gw-{_digest(tenant, user_id)}"
+    return f"gw-{_digest(owner.tenant, owner.user_id)}"
 
 
 @dataclass
@@ -169,11 +170,11 @@ class Mem0MemoryStore:
         )
 
     async def search(
-        self, tenant: str, user_id: str, text: str, vector: list[float], limit: int, now: float
+        self, owner: MemoryOwner, text: str, vector: list[float], limit: int, now: float
     ) -> list[MemoryHit]:
         found = await self._run(
             "search the memories",
-            lambda m, call: _similar(m, call, tenant, user_id, text, vector, prefetch_depth(limit)),
+            lambda m, call: _similar(m, call, owner, text, vector, prefetch_depth(limit)),
         )
         hits = [
             MemoryHit(
@@ -188,24 +189,24 @@ class Mem0MemoryStore:
         return sorted(hits, key=lambda hit: hit.score, reverse=True)[:limit]
 
     async def list_memories(
-        self, tenant: str, user_id: str, limit: int, after: str | None = None
+        self, owner: MemoryOwner, limit: int, after: str | None = None
     ) -> Page[Memory]:
-        where = {"user_id": mem0_user_id(tenant, user_id)}
+        where = {"user_id": mem0_user_id(owner)}
         items = await self._run("list the memories", lambda m, call: _every(m, where))
-        memories = (_memory_from(item, tenant, user_id) for item in items)
+        memories = (_memory_from(item, owner) for item in items)
         return newest_first((m for m in memories if m is not None), limit, after)
 
-    async def get(self, tenant: str, user_id: str, memory_id: str) -> Memory | None:
+    async def get(self, owner: MemoryOwner, memory_id: str) -> Memory | None:
         found = await self._run(
-            f"read the memory {memory_id!r}", lambda m, call: _find(m, tenant, user_id, memory_id)
+            f"read the memory {memory_id!r}", lambda m, call: _find(m, owner, memory_id)
         )
         return found[1] if found else None
 
     async def update(
-        self, tenant: str, user_id: str, memory_id: str, text: str, vector: list[float]
+        self, owner: MemoryOwner, memory_id: str, text: str, vector: list[float]
     ) -> Memory | None:
         def work(m: Any, call: _Call) -> Memory | None:
-            found = _find(m, tenant, user_id, memory_id)
+            found = _find(m, owner, memory_id)
             if found is None:
                 return None
             mem0_id, current = found
@@ -215,12 +216,15 @@ class Mem0MemoryStore:
 
         return await self._run(f"update the memory {memory_id!r}", work)
 
-    async def delete(self, tenant: str, user_id: str, memory_id: str) -> bool:
-        where = {"user_id": mem0_user_id(tenant, user_id), KEY: _digest(tenant, user_id, memory_id)}
+    async def delete(self, owner: MemoryOwner, memory_id: str) -> bool:
+        where = {
+            "user_id": mem0_user_id(owner),
+            KEY: _digest(owner.tenant, owner.user_id, memory_id),
+        }
         return bool(await self._run("delete a memory", lambda m, call: _remove(m, where)))
 
-    async def forget(self, tenant: str, user_id: str) -> int:
-        scope = mem0_user_id(tenant, user_id)
+    async def forget(self, owner: MemoryOwner) -> int:
+        scope = mem0_user_id(owner)
 
         def work(m: Any, call: _Call) -> int:
             removed = _remove(m, {"user_id": scope})
@@ -281,7 +285,7 @@ class Mem0MemoryStore:
             raise MemoryUnavailable(f"Mem0 could not {action}: {exc}") from exc
 
     def _add(self, mem0: Any, call: _Call, memory: Memory, vector: list[float]) -> None:
-        scope = mem0_user_id(memory.tenant, memory.user_id)
+        scope = mem0_user_id(memory.owner)
         turn = _digest(memory.tenant, memory.user_id, memory.id)
         _remove(mem0, {"user_id": scope, TURN: turn})  # replace by id (and a retried turn's facts)
         stored = {
@@ -403,8 +407,7 @@ class Mem0MemoryStore:
 def _similar(
     mem0: Any,
     call: _Call,
-    tenant: str,
-    user_id: str,
+    owner: MemoryOwner,
     text: str,
     vector: list[float],
     depth: int,
@@ -415,11 +418,11 @@ def _similar(
     if not query:
         return []  # Mem0 refuses a blank query
     call.know(query, vector, query=True)
-    where = {"user_id": mem0_user_id(tenant, user_id)}
+    where = {"user_id": mem0_user_id(owner)}
     found = mem0.search(query, top_k=depth, filters=where, threshold=0.0, explain=True)
     similar = []
     for item in found["results"]:
-        memory = _memory_from(item, tenant, user_id)
+        memory = _memory_from(item, owner)
         if memory is not None:
             similar.append((memory, min(1.0, item["score_details"]["semantic_score"])))
     return similar
@@ -436,11 +439,11 @@ def _every(mem0: Any, where: Mapping[str, str]) -> list[dict[str, Any]]:
         top_k *= 4
 
 
-def _find(mem0: Any, tenant: str, user_id: str, memory_id: str) -> tuple[str, Memory] | None:
+def _find(mem0: Any, owner: MemoryOwner, memory_id: str) -> tuple[str, Memory] | None:
     """Mem0's id and the memory ``memory_id`` of the user, if there is one."""
-    where = {"user_id": mem0_user_id(tenant, user_id), KEY: _digest(tenant, user_id, memory_id)}
+    where = {"user_id": mem0_user_id(owner), KEY: _digest(owner.tenant, owner.user_id, memory_id)}
     for item in mem0.get_all(filters=where, top_k=1)["results"]:
-        memory = _memory_from(item, tenant, user_id)
+        memory = _memory_from(item, owner)
         if memory is not None and memory.id == memory_id:
             return item["id"], memory
     return None
@@ -468,16 +471,21 @@ def _erase_history(db: Any, mem0_ids: Sequence[str], scope: str | None = None) -
         db.connection.commit()
 
 
-def _memory_from(item: Mapping[str, Any], tenant: str, user_id: str) -> Memory | None:
+def _memory_from(item: Mapping[str, Any], owner: MemoryOwner) -> Memory | None:
     """The gateway memory in a Mem0 item, if it is one of this user's (a fact Mem0 stored
     but the store has not yet given an id is not)."""
     stored = (item.get("metadata") or {}).get(STORED)
     if not isinstance(stored, dict) or "id" not in stored:
         return None
-    if (stored["tenant"], stored["user_id"]) != (tenant, user_id):
+    if (stored["tenant"], stored["user_id"]) != (owner.tenant, owner.user_id):
         return None  # the digest already scopes every query: a second lock on the door
     return Memory(
-        stored["id"], tenant, user_id, item["memory"], stored["created_at"], stored["metadata"]
+        stored["id"],
+        owner.tenant,
+        owner.user_id,
+        item["memory"],
+        stored["created_at"],
+        stored["metadata"],
     )
 
 

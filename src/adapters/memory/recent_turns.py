@@ -10,11 +10,12 @@ from redis.asyncio import Redis
 
 from adapters.memory.redis_retry import REQUEST_PATH, RedisLink, RetryPolicy
 from domain.health import ServiceHealth
+from domain.memory import MemoryOwner
 
 
-def _user_key(tenant: str, user_id: str) -> str:
+def _user_key(owner: MemoryOwner) -> str:
     # A digest: no delimiter in a tenant or user id can make two users collide.
-    return hashlib.sha256(f"{tenant}\x00{user_id}".encode()).hexdigest()
+    return hashlib.sha256(f"{owner.tenant}\x00{owner.user_id}".encode()).hexdigest()
 
 
 class InProcessRecentTurns:
@@ -27,23 +28,23 @@ class InProcessRecentTurns:
         self._users = users
         self._by_user: OrderedDict[str, deque[tuple[float, str]]] = OrderedDict()
 
-    async def append(self, tenant: str, user_id: str, text: str) -> None:
-        key = _user_key(tenant, user_id)
+    async def append(self, owner: MemoryOwner, text: str) -> None:
+        key = _user_key(owner)
         turns = self._by_user.pop(key, None) or deque(maxlen=self._turns)
         turns.append((time.monotonic(), text))
         self._by_user[key] = turns
         while len(self._by_user) > self._users:
             self._by_user.popitem(last=False)
 
-    async def recent(self, tenant: str, user_id: str, limit: int) -> list[str]:
-        turns = self._by_user.get(_user_key(tenant, user_id))
+    async def recent(self, owner: MemoryOwner, limit: int) -> list[str]:
+        turns = self._by_user.get(_user_key(owner))
         if not turns:
             return []
         fresh_after = time.monotonic() - self._ttl
         return [text for at, text in reversed(turns) if at >= fresh_after][:limit]
 
-    async def clear(self, tenant: str, user_id: str) -> None:
-        self._by_user.pop(_user_key(tenant, user_id), None)
+    async def clear(self, owner: MemoryOwner) -> None:
+        self._by_user.pop(_user_key(owner), None)
 
 
 class RedisRecentTurns:
@@ -71,11 +72,11 @@ class RedisRecentTurns:
         self._policy = policy
         self._link = link or RedisLink("recent_turns")
 
-    def _key(self, tenant: str, user_id: str) -> str:
-        return f"{self._prefix}:{_user_key(tenant, user_id)}"
+    def _key(self, owner: MemoryOwner) -> str:
+        return f"{self._prefix}:{_user_key(owner)}"
 
-    async def append(self, tenant: str, user_id: str, text: str) -> None:
-        key = self._key(tenant, user_id)
+    async def append(self, owner: MemoryOwner, text: str) -> None:
+        key = self._key(owner)
 
         async def push() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -86,15 +87,15 @@ class RedisRecentTurns:
 
         await self._link.run("keep a recent turn", push, self._policy)
 
-    async def recent(self, tenant: str, user_id: str, limit: int) -> list[str]:
-        key = self._key(tenant, user_id)
+    async def recent(self, owner: MemoryOwner, limit: int) -> list[str]:
+        key = self._key(owner)
         values = await self._link.run(
             "read recent turns", lambda: self._redis.lrange(key, 0, limit - 1), self._policy
         )
         return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
-    async def clear(self, tenant: str, user_id: str) -> None:
-        key = self._key(tenant, user_id)
+    async def clear(self, owner: MemoryOwner) -> None:
+        key = self._key(owner)
         await self._link.run("forget recent turns", lambda: self._redis.delete(key), self._policy)
 
     async def check(self) -> ServiceHealth:

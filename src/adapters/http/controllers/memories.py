@@ -23,10 +23,12 @@ from adapters.http.wire import (
     MemoryUpdateIn,
 )
 from application.memories import Memories
-from domain.memory import Memory
+from domain.memory import MAX_USER_ID, Memory
 from domain.principal import Capability
 
-UserIdParam = Parameter(query="user_id", min_length=1, max_length=256, description="whose memories")
+UserIdParam = Parameter(
+    query="user_id", min_length=1, max_length=MAX_USER_ID, description="whose memories"
+)
 
 
 def memory_out(m: Memory) -> MemoryOut:

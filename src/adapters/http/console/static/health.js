@@ -5,6 +5,7 @@ import { ROOT, authorization, api } from "./app.js";
 import { el, svg, clear, field, table, ms, errorBox } from "./dom.js";
 
 const HISTORY = 60;
+const ROUTE_CHARTS = 8; // the busiest routes get charts of their own
 
 export async function render(root) {
   const interval = el("select", { id: "hm-interval" }, [2, 5, 15, 60].map((s) => el("option", { value: s, selected: s === 5 }, `${s} s`)));
@@ -13,6 +14,7 @@ export async function render(root) {
   const totals = el("div", { id: "hm-totals" });
   const charts = el("div", { id: "hm-charts", className: "charts" });
   const routes = el("div", { id: "hm-routes" });
+  const routeCharts = el("div", { id: "hm-route-charts", className: "route-charts" });
   const stagesNode = el("div", { id: "hm-stages" });
   const updated = el("p", { className: "muted", id: "hm-updated", role: "status" });
   const samples = [];
@@ -30,6 +32,8 @@ export async function render(root) {
     charts,
     el("h3", {}, "Per route"),
     routes,
+    el("h3", {}, "Per route over time"),
+    routeCharts,
     el("h3", {}, "Chat stages"),
     stagesNode,
   );
@@ -93,6 +97,34 @@ export async function render(root) {
           )
         : el("p", { className: "muted" }, "No request yet."),
     );
+    clear(routeCharts);
+    const busiest = names.slice().sort((a, b) => m.routes[b].requests - m.routes[a].requests).slice(0, ROUTE_CHARTS);
+    for (const name of busiest) {
+      const of = (pick) => samples.map((s) => (s.m.routes[name] ? pick(s.m.routes[name]) : 0));
+      const routeRate = (pick) =>
+        samples.slice(1).map((s, i) => {
+          const now = s.m.routes[name];
+          const before = samples[i].m.routes[name];
+          const dt = Math.max(s.t - samples[i].t, 0.001);
+          return Math.max(0, ((now ? pick(now) : 0) - (before ? pick(before) : 0)) / dt);
+        });
+      routeCharts.append(
+        el(
+          "figure",
+          { className: "chart route-chart", "data-route": name },
+          el("figcaption", {}, el("code", {}, name)),
+          multiChart("Requests and errors per second", [
+            { name: "requests", values: routeRate((r) => r.requests), cls: "series" },
+            { name: "errors", values: routeRate((r) => r.errors), cls: "series series-errors" },
+          ], "/s"),
+          multiChart("Latency percentiles (ms)", [
+            { name: "p50", values: of((r) => r.latency.p50_ms), cls: "series series-p50" },
+            { name: "p95", values: of((r) => r.latency.p95_ms), cls: "series" },
+            { name: "p99", values: of((r) => r.latency.p99_ms), cls: "series series-p99" },
+          ], "ms"),
+        ),
+      );
+    }
     clear(stagesNode);
     const stageNames = Object.keys(m.stages || {});
     stagesNode.append(
@@ -169,5 +201,30 @@ function sparkline(values, label) {
     "svg",
     { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label },
     values.length > 1 ? svg("polyline", { points: points.join(" "), class: "series" }) : svg("line", { x1: 0, x2: width, y1: height - 2, y2: height - 2, class: "axis" }),
+  );
+}
+
+// Several series on one scale; the label says each one's latest value (the text
+// alternative), the caption names the colours.
+function multiChart(title, series, unit) {
+  const width = 340;
+  const height = 80;
+  const all = series.flatMap((s) => s.values);
+  const max = Math.max(...all, 0.001);
+  const x = (i, n) => (i / Math.max(n - 1, 1)) * (width - 40) + 36;
+  const y = (v) => height - 12 - (v / max) * (height - 24);
+  const latest = series.map((s) => `${s.name} ${(s.values.length ? s.values[s.values.length - 1] : 0).toFixed(2)} ${unit}`).join(", ");
+  return el(
+    "div",
+    { className: "multi" },
+    svg(
+      "svg",
+      { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}: latest ${latest}` },
+      svg("line", { x1: 36, x2: width - 4, y1: height - 12, y2: height - 12, class: "axis" }),
+      svg("text", { x: 0, y: 12, class: "axis-label" }, max.toFixed(max < 10 ? 2 : 0)),
+      svg("text", { x: 0, y: height - 12, class: "axis-label" }, "0"),
+      ...series.filter((s) => s.values.length > 1).map((s) => svg("polyline", { points: s.values.map((v, i) => `${x(i, s.values.length).toFixed(1)},${y(v).toFixed(1)}`).join(" "), class: s.cls })),
+    ),
+    el("small", { className: "muted" }, `${title}: `, series.flatMap((s, i) => [i ? ", " : "", el("span", { className: `legend legend-s-${s.name}` }, `${s.name} ${(s.values.length ? s.values[s.values.length - 1] : 0).toFixed(2)} ${unit}`)])),
   );
 }

@@ -1,6 +1,8 @@
 // Knowledge base: upload files (multipart POST /v1/documents, with progress), list and
-// delete documents (GET /v1/documents paged, DELETE /v1/documents/{id}), and search as
-// the chat would (POST /v1/rag/search). What the key may do is the API's decision.
+// delete documents (GET /v1/documents paged, DELETE /v1/documents/{id}), read one back
+// with its chunks (GET /v1/documents/{id}?include=chunks, where the gateway serves it),
+// and search as the chat would (POST /v1/rag/search). What the key may do is the API's
+// decision.
 import { ROOT, api, authorization, refused } from "./app.js";
 import { sourceOf, el, clear, field, table, age, errorBox } from "./dom.js";
 
@@ -18,6 +20,7 @@ export async function render(root) {
   const query = el("input", { id: "kb-query", type: "search" });
   const k = el("input", { id: "kb-k", type: "number", min: 1, max: 10, value: 3 });
   const hits = el("div", { id: "kb-hits" });
+  const reader = el("section", { id: "kb-document", className: "panel", "aria-labelledby": "kb-document-title", hidden: true });
   let after = null;
   let shown = [];
 
@@ -114,7 +117,7 @@ export async function render(root) {
       table(
         ["Source", "Scope", "Chunks", "Added", ""],
         rows.map((d) => [
-          el("span", { className: "source" }, d.source),
+          el("button", { type: "button", className: "link source", "aria-label": `Read ${d.source}`, onclick: () => read(d) }, d.source),
           d.scope,
           String(d.chunk_count),
           `${age(d.created_at)} ago`,
@@ -122,6 +125,31 @@ export async function render(root) {
         ]),
       ),
     );
+  }
+
+  async function read(d) {
+    clear(reader);
+    reader.hidden = false;
+    const title = el("h3", { id: "kb-document-title", tabIndex: -1 }, `Document “${d.source}”`);
+    const close = el("button", { type: "button", id: "kb-document-close", onclick: () => { reader.hidden = true; clear(reader); } }, "Close document");
+    const status = el("p", { className: "muted", role: "status" }, "Loading…");
+    reader.append(title, status);
+    title.focus();
+    let doc;
+    try {
+      doc = await api(`v1/documents/${encodeURIComponent(d.id)}?include=chunks`);
+    } catch (error) {
+      status.remove();
+      if (error.status === 404 || error.status === 405) {
+        // An older gateway has no read-back route (or the document is gone): say so.
+        reader.append(el("p", { id: "kb-readback-unavailable", className: "warn", role: "status" }, `Read-back not available for this document (the gateway answered ${error.status}: ${error.message}).`), close);
+      } else {
+        reader.append(errorBox(error), close);
+      }
+      return;
+    }
+    status.remove();
+    reader.append(documentView(doc || {}), close);
   }
 
   async function remove(d) {
@@ -146,8 +174,38 @@ export async function render(root) {
     field("Filter by source", filter),
     list,
     more,
+    reader,
   );
   reload();
+}
+
+function when(value) {
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+// A document read back: its fields and metadata, then its chunks in order. Everything
+// is text (it comes from uploaded files).
+function documentView(doc) {
+  const shown = (value) => (value === null || value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value));
+  const fields = Object.entries(doc).filter(([name]) => name !== "chunks" && name !== "metadata");
+  const metadata = Object.entries(doc.metadata && typeof doc.metadata === "object" ? doc.metadata : {});
+  const chunks = Array.isArray(doc.chunks) ? doc.chunks : [];
+  const where = (c) =>
+    [
+      c.page !== null && c.page !== undefined ? `page ${c.page}` : null,
+      Array.isArray(c.heading_path) ? c.heading_path.join(" › ") : c.heading_path || null,
+      c.start !== undefined && c.end !== undefined ? `characters ${c.start}–${c.end}` : null,
+    ].filter(Boolean).join(" · ");
+  return el(
+    "div",
+    {},
+    el("dl", { className: "doc-meta", id: "kb-document-meta" }, [...fields, ...metadata.map(([n, v]) => [`metadata.${n}`, v])].flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, name === "created_at" && value ? `${when(value)} (${age(value)} ago)` : shown(value))])),
+    el("h4", {}, `${chunks.length} chunk${chunks.length === 1 ? "" : "s"}`),
+    chunks.length
+      ? el("ol", { className: "chunks", id: "kb-chunks" }, chunks.map((c) => el("li", { "data-chunk-id": shown(c.id) }, el("span", { className: "score" }, where(c) || shown(c.id)), el("p", { className: "hit-text" }, shown(c.text)))))
+      : el("p", { className: "muted" }, "No chunk returned."),
+  );
 }
 
 // XMLHttpRequest: fetch reports no upload progress.

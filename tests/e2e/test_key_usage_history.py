@@ -1,0 +1,181 @@
+"""A key's usage over time (``GET /v1/keys/{id}/usage``) over HTTP against real gateway
+processes: two instances sharing a real Redis count into the same buckets; the window,
+the tiers and the key's secret are checked as for the other key routes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
+from tests.e2e.clients import bearer, chat_body
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.openai_errors import assert_openai_error
+
+
+@pytest.fixture(scope="module")
+def shared_pair(
+    fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "REDIS_URL": redis_url,
+        "QDRANT_URL": "",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+    first = start_gateway(env, tmp_path_factory.mktemp("usage-a"))
+    second = start_gateway(env, tmp_path_factory.mktemp("usage-b"))
+    yield first, second
+    stop(first.process)  # type: ignore[arg-type]
+    stop(second.process)  # type: ignore[arg-type]
+
+
+def usage(gateway: GatewayProcess, key_id: str, **params: str) -> httpx.Response:
+    return httpx.get(
+        f"{gateway.url}/v1/keys/{key_id}/usage", headers=bearer(ADMIN_KEY), params=params
+    )
+
+
+def use_key(gateways: tuple[GatewayProcess, ...], key_id: str, secret: str) -> tuple[int, int]:
+    """Three reads and two chats spread over the instances: (requests, tokens) spent."""
+    tokens = 0
+    for n in range(3):
+        gateway = gateways[n % len(gateways)]
+        assert httpx.get(f"{gateway.url}/v1/models", headers=bearer(secret)).status_code == 200
+    for n in range(2):
+        gateway = gateways[(n + 1) % len(gateways)]
+        chat = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            headers=bearer(secret),
+            json=chat_body(f"hello {n}", model="fake-model", max_tokens=20),
+        )
+        assert chat.status_code == 200, chat.text
+        tokens += chat.json()["usage"]["total_tokens"]
+    return 5, tokens
+
+
+def check_history(body: dict, key_id: str, window: str, requests: int, tokens: int) -> None:
+    buckets, size = {"1h": (60, 60), "24h": (24, 3600)}[window]
+    assert body["object"] == "api_key.usage_history"
+    assert body["key_id"] == key_id
+    assert body["window"] == window
+    assert body["bucket_s"] == size
+    assert len(body["data"]) == buckets
+    starts = [b["start"] for b in body["data"]]
+    assert starts == sorted(starts)
+    assert {b - a for a, b in itertools.pairwise(starts)} == {size}
+    assert (body["requests"], body["tokens"]) == (requests, tokens)
+    assert sum(b["requests"] for b in body["data"]) == requests
+    assert sum(b["tokens"] for b in body["data"]) == tokens
+
+
+def test_instances_sharing_redis_count_into_one_history(
+    shared_pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    first, second = shared_pair
+    created = httpx.post(
+        f"{first.url}/v1/keys",
+        headers=bearer(ADMIN_KEY),
+        json={"name": "usage robot", "tier": "standard", "token_quota": 100000},
+    )
+    assert created.status_code == 201, created.text
+    key_id, secret = created.json()["id"], created.json()["key"]
+    fresh = usage(second, key_id)
+    assert fresh.status_code == 200, fresh.text
+    check_history(fresh.json(), key_id, "1h", 0, 0)
+
+    requests, tokens = use_key(shared_pair, key_id, secret)
+    # Each instance flushes its counts every second: both see the total within a few.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = [usage(g, key_id).json()["requests"] for g in shared_pair]
+        if seen == [requests, requests]:
+            break
+        time.sleep(0.2)
+    for gateway in shared_pair:
+        for window in ("1h", "24h"):
+            answer = usage(gateway, key_id, window=window)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            check_history(body, key_id, window, requests, tokens)
+            assert body["token_quota"] == 100000
+            assert body["tokens_used_this_period"] == tokens  # the quota's own count
+            assert secret not in answer.text
+    # Nothing of the key's secret in Redis's keys either (only its id names them).
+    for gateway in shared_pair:
+        assert secret not in gateway.log()
+
+
+def test_usage_history_in_process(fake_gateway: GatewayProcess) -> None:
+    created = httpx.post(
+        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "usage local"}
+    )
+    key_id, secret = created.json()["id"], created.json()["key"]
+    requests, tokens = use_key((fake_gateway,), key_id, secret)
+    answer = usage(fake_gateway, key_id)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    check_history(body, key_id, "1h", requests, tokens)
+    assert body["token_quota"] is None
+    assert body["data"][-1]["requests"] >= 1  # the last bucket is now's
+    assert secret not in json.dumps(body)
+
+
+def test_bad_window_tiers_and_unknown_keys(fake_gateway: GatewayProcess) -> None:
+    created = httpx.post(
+        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "usage checks"}
+    )
+    key_id = created.json()["id"]
+    error = assert_openai_error(usage(fake_gateway, key_id, window="7d"), 400)
+    assert "window" in json.dumps(error)
+    assert_openai_error(usage(fake_gateway, "key_nonexistent"), 404, param="key_id")
+    standard = httpx.get(f"{fake_gateway.url}/v1/keys/{key_id}/usage", headers=bearer(STANDARD_KEY))
+    assert_openai_error(standard, 403)
+    assert_openai_error(httpx.get(f"{fake_gateway.url}/v1/keys/{key_id}/usage"), 401)
+
+
+def test_the_route_is_documented(fake_gateway: GatewayProcess) -> None:
+    schema = httpx.get(f"{fake_gateway.url}/openapi.json").json()
+    operation = schema["paths"]["/v1/keys/{key_id}/usage"]["get"]
+    assert {"400", "401", "403", "404"} <= set(operation["responses"])
+    window = next(p for p in operation["parameters"] if p["name"] == "window")
+    assert window["in"] == "query"
+    assert json.dumps(window).count("24h") >= 1
+    assert operation["security"]
+
+
+def test_counts_not_yet_flushed_are_sent_at_shutdown(
+    fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM right after the requests (before the next flush): the gateway flushes its
+    counts as it stops; another instance reads them."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "REDIS_URL": redis_url,
+        "QDRANT_URL": "",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+    first = start_gateway(env, tmp_path_factory.mktemp("usage-stop-a"))
+    try:
+        created = httpx.post(
+            f"{first.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "stopped"}
+        ).json()
+        for _ in range(4):
+            response = httpx.get(f"{first.url}/v1/models", headers=bearer(created["key"]))
+            assert response.status_code == 200
+    finally:
+        stop(first.process)  # type: ignore[arg-type]
+    assert first.process.returncode == 0  # type: ignore[union-attr]
+    second = start_gateway(env, tmp_path_factory.mktemp("usage-stop-b"))
+    try:
+        body = usage(second, created["id"]).json()
+        assert body["requests"] == 4, body
+    finally:
+        stop(second.process)  # type: ignore[arg-type]
