@@ -10,8 +10,10 @@ closed: after the ingest, on an error, or when the request is cancelled."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +27,9 @@ from domain.errors import InvalidRequest, RequestTooLarge
 
 MAX_FIELD_BYTES = 65_536  # a text field (metadata, source, scope...) of the form
 MAX_PARTS = 1_000
+# A spool left by a worker that died mid-upload (a kill, a crash) is removed by the next
+# upload once it is this old: far older than any upload and its ingest can be.
+STALE_AFTER_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,11 @@ async def spooled_form(
 
 def _new_spool(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    stale = time.time() - STALE_AFTER_S
+    for left in directory.glob("upload-*"):
+        with contextlib.suppress(OSError):  # another worker may remove it first
+            if left.stat().st_mtime < stale:
+                shutil.rmtree(left, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix="upload-", dir=directory))
 
 
