@@ -1,6 +1,8 @@
 """What speaking the other clients' protocols costs: ``/v1/responses`` and
 ``/v1/messages`` (translated onto chat completions) against ``/v1/chat/completions``
-itself, on the same gateway and the same fast fake upstream, in one run.
+itself, on the same gateway and the same fast fake upstream, in one run; and
+``/v1/responses`` on a second gateway that forwards it to the upstream's own
+``/v1/responses`` (``GATEWAY_RESPONSES_PASSTHROUGH``; ``store: false``).
 
     .venv/bin/python -m bench.client_protocols [--requests 1500] [--streams 150]
 
@@ -70,9 +72,28 @@ def bodies(model: str, stream: bool) -> dict[str, tuple[str, dict[str, Any], dic
     }
 
 
-def latencies(base: str, rounds: int) -> dict[str, list[float]]:
-    routes = bodies(FAST_MODEL, stream=False)
-    clients = {name: httpx.Client(base_url=base, timeout=30) for name in routes}
+PASSTHROUGH = "responses (passthrough)"
+SECOND_CHAT = "chat/completions (passthrough gateway)"
+
+
+def routed(
+    model: str, stream: bool, bases: tuple[str, str]
+) -> dict[str, tuple[str, str, dict[str, Any], dict[str, str]]]:
+    """Route → (gateway, path, body, headers): each route on the translating gateway,
+    and /v1/responses once more on the gateway forwarding it to the upstream's own."""
+    routes = {name: (bases[0], *route) for name, route in bodies(model, stream).items()}
+    routes[PASSTHROUGH] = (bases[1], *bodies(model, stream)["responses"])
+    # The control: the second gateway's own chat completions.
+    routes[SECOND_CHAT] = (bases[1], *bodies(model, stream)["chat/completions"])
+    return routes
+
+
+def latencies(bases: tuple[str, str], rounds: int) -> dict[str, list[float]]:
+    with_bases = routed(FAST_MODEL, False, bases)
+    routes = {name: route[1:] for name, route in with_bases.items()}
+    clients = {
+        name: httpx.Client(base_url=route[0], timeout=30) for name, route in with_bases.items()
+    }
     times: dict[str, list[float]] = {name: [] for name in routes}
     encoded = {name: json.dumps(body).encode() for name, (_, body, _) in routes.items()}
     try:
@@ -98,7 +119,7 @@ def _content(route: str, payload: bytes) -> bool:
     if not payload or payload == b"[DONE]":
         return False
     event = json.loads(payload)
-    if route == "chat/completions":
+    if route.startswith("chat/completions"):
         choices = event.get("choices") or [{}]
         return bool((choices[0].get("delta") or {}).get("content"))
     if route == "messages":
@@ -148,14 +169,14 @@ async def one_stream(
     return offsets
 
 
-async def streams(base: str, count: int) -> dict[str, list[list[float]]]:
-    routes = bodies(STREAM_MODEL, stream=True)
+async def streams(bases: tuple[str, str], count: int) -> dict[str, list[list[float]]]:
+    routes = routed(STREAM_MODEL, True, bases)
     found: dict[str, list[list[float]]] = {name: [] for name in routes}
     for number in range(count + 10):
         order = list(routes)
         random.shuffle(order)
         for name in order:
-            path, body, headers = routes[name]
+            base, path, body, headers = routes[name]
             offsets = await one_stream(base, name, path, json.dumps(body).encode(), headers)
             if number >= 10:
                 found[name].append(offsets)
@@ -200,7 +221,8 @@ def report(summary: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"`python -m bench.client_protocols --requests {args.requests} --streams {args.streams}`"
         " — one gateway worker, the fake upstream answering at once; requests one at a time,"
-        " routes interleaved.",
+        " routes interleaved. *passthrough*: a second gateway forwarding /v1/responses"
+        " (`store: false`) to the upstream's own.",
         "",
         "| route | p50 ms | p90 ms | p99 ms | added p50 ms | p50 ratio | TTFT p50 ms | "
         "TTFT added p50 ms | tokens/stream | bunched gaps |",
@@ -233,8 +255,13 @@ def main() -> None:
             cores=None,
         )  # fmt: skip
         gateway = start_bench_gateway(fleet, [fast, slow], cores=None)
-        times = latencies(gateway.base_url, args.requests)
-        streamed = asyncio.run(streams(gateway.base_url, args.streams))
+        forwarding = start_bench_gateway(
+            fleet, [fast, slow], cores=None, name="gateway-passthrough",
+            extra_env={"GATEWAY_RESPONSES_PASSTHROUGH": f"{fast.base_url},{slow.base_url}"},
+        )  # fmt: skip
+        bases = (gateway.base_url, forwarding.base_url)
+        times = latencies(bases, args.requests)
+        streamed = asyncio.run(streams(bases, args.streams))
     summary = summarize(times, streamed)
     text = report(summary, args)
     RESULTS.mkdir(exist_ok=True)

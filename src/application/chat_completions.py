@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from application.model_router import ModelRouter
 from domain.chat import ChatRequest, Completion
 from domain.errors import TextCompletionsUnsupported, UpstreamOverloaded, UpstreamUnavailable
-from ports.chat_model import ChatModel, ChatStream, TextCompletionModel
+from ports.chat_model import ChatModel, ChatStream, ResponsesModel, TextCompletionModel
 from ports.telemetry import Telemetry
 
 T = TypeVar("T")
-U = TypeVar("U", bound=ChatModel | TextCompletionModel)
+U = TypeVar("U", bound=ChatModel | TextCompletionModel | ResponsesModel)
 
 
 class ChatCompletions:
@@ -21,9 +21,16 @@ class ChatCompletions:
     answering is skipped for the next (failover); a timeout is not (the request may be
     running there)."""
 
-    def __init__(self, router: ModelRouter, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        router: ModelRouter,
+        telemetry: Telemetry | None = None,
+        responses: Sequence[ResponsesModel] = (),
+    ) -> None:
         self._router = router
         self._telemetry = telemetry
+        # The upstreams serving /v1/responses themselves, by their chat adapter's name.
+        self._responses = {r.name: r for r in responses}
 
     async def _first_answering(
         self, model: str, upstreams: list[U], call: Callable[[U], Awaitable[T]]
@@ -85,3 +92,33 @@ class ChatCompletions:
         model, upstreams = await self._text_upstreams(request)
         body = request.routed_to(model)
         return await self._first_answering(model, upstreams, lambda u: u.stream_text(body))
+
+    async def _responses_upstreams(self, model: str | None) -> tuple[str, list[ResponsesModel]]:
+        routed, upstreams = await self._router.route(model)
+        serving = [
+            self._responses[name]
+            for name in (str(getattr(u, "name", "")) for u in upstreams)
+            if name in self._responses
+        ]
+        if not serving:
+            raise UpstreamUnavailable(f"no upstream of `{routed}` serves /v1/responses")
+        return routed, serving
+
+    async def serves_responses(self, model: str | None) -> bool:
+        """Whether an upstream of ``model`` serves ``/v1/responses`` itself."""
+        if not self._responses:
+            return False
+        _, upstreams = await self._router.route(model)
+        return any(str(getattr(u, "name", "")) in self._responses for u in upstreams)
+
+    async def respond(self, request: ChatRequest) -> Completion:
+        """``/v1/responses`` forwarded (``request`` is its body) to an upstream of the
+        model that serves it, with the same failover as chat."""
+        model, upstreams = await self._responses_upstreams(request.model)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.respond(body))
+
+    async def stream_response(self, request: ChatRequest) -> ChatStream:
+        model, upstreams = await self._responses_upstreams(request.model)
+        body = request.routed_to(model)
+        return await self._first_answering(model, upstreams, lambda u: u.stream_response(body))

@@ -52,6 +52,24 @@ class QuotaPeriod(Enum):
     MONTH = "month"
 
 
+class ContextUser(Enum):
+    """Whose memories a request is, when no ``X-Gateway-User-Id`` says."""
+
+    HEADER = "header"  # nobody's: only the header names a user
+    KEY = "key"  # the key's own (one user per key, e.g. a developer's coding agent)
+    REQUEST = "request"  # the body's ``user`` (Anthropic's ``metadata.user_id``)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextDefaults:
+    """Memory and RAG for a key's requests that do not ask with headers (headers
+    override each one, off included). Off unless configured."""
+
+    memory: bool = False
+    rag: bool = False
+    user_id_from: ContextUser = ContextUser.HEADER
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPolicy:
     """LiteLLM-style virtual-key policy: ``None`` means no restriction."""
@@ -60,6 +78,7 @@ class KeyPolicy:
     max_tokens_cap: int | None = None
     token_quota: int | None = None
     quota_period: QuotaPeriod = QuotaPeriod.MONTH
+    context: ContextDefaults = field(default_factory=ContextDefaults)
 
 
 @dataclass(frozen=True, slots=True)

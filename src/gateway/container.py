@@ -29,6 +29,7 @@ from adapters.inference.llama_server import (
     locate_smollm2,
 )
 from adapters.inference.openai_compatible import OpenAICompatibleChatModel, api_base
+from adapters.inference.openai_responses import OpenAIResponsesUpstream
 from adapters.telemetry.audit import StructlogAuditLog
 from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, KeyManagement, RequestLimits, TierPolicy
@@ -188,6 +189,28 @@ async def chat_models(
         )
         for i, url in enumerate(urls)
     ]
+
+
+def responses_upstreams(
+    settings: Settings, client: httpx.AsyncClient
+) -> list[OpenAIResponsesUpstream]:
+    """The upstreams whose own /v1/responses takes what needs no translation."""
+    configured = {api_base(u) for u in settings.upstream_urls}
+    configured |= {api_base(u) for us in settings.model_map.values() for u in us}
+    upstreams = []
+    for url in settings.responses_passthrough_urls:
+        if api_base(url) not in configured:
+            raise ConfigurationError(
+                f"GATEWAY_RESPONSES_PASSTHROUGH: {url} is not an upstream of MAX_SERVE_URL "
+                "or GATEWAY_MODEL_MAP"
+            )
+        upstreams.append(
+            OpenAIResponsesUpstream(
+                url, client, api_key=settings.max_serve_api_key or None,
+                timeout_s=settings.upstream_timeout_s,
+            )
+        )  # fmt: skip
+    return upstreams
 
 
 async def embedder(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Embedder]:
@@ -382,34 +405,15 @@ async def memory_writer(
             log.warning("memory queue not empty at shutdown (%r); the turns stay queued", exc)
 
 
-TIER_DEFAULTS = {
-    "standard": {"requests_per_minute": 600, "tokens_per_minute": 1_000_000,
-                 "max_tokens": 4096, "max_n": 4},
-    "developer": {"requests_per_minute": 1200, "tokens_per_minute": 2_000_000,
-                  "max_tokens": 8192, "max_n": 8},
-    "admin": {"requests_per_minute": 3000, "tokens_per_minute": 5_000_000,
-              "max_tokens": 32768, "max_n": 16},
-}  # fmt: skip
-_TIER_FIELDS = {"requests_per_minute", "tokens_per_minute", "max_tokens", "max_n"}
-
-
 def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
-    policies = {}
-    for name, defaults in TIER_DEFAULTS.items():
-        given = settings.tier_limits.get(name, {})  # type: ignore[call-overload]
-        unknown = set(given) - _TIER_FIELDS
-        if unknown:
-            raise ConfigurationError(
-                f"GATEWAY_TIER_LIMITS: unknown field(s) {sorted(unknown)} for {name} "
-                f"(expected {sorted(_TIER_FIELDS)})"
-            )
-        merged = {**defaults, **given}
-        policies[Tier.parse(name)] = TierPolicy(
-            RateLimit(merged["requests_per_minute"], merged["tokens_per_minute"]),
-            max_tokens_cap=merged["max_tokens"],
-            max_n=merged["max_n"],
+    return {
+        Tier.parse(name): TierPolicy(
+            RateLimit(limits.requests_per_minute or 0, limits.tokens_per_minute or 0),
+            max_tokens_cap=limits.max_tokens or 0,
+            max_n=limits.max_n or 0,
         )
-    return policies
+        for name, limits in settings.tiers().items()
+    }
 
 
 def rate_limiter(redis: Any) -> RateLimiter:
@@ -514,7 +518,12 @@ class Container(containers.DeclarativeContainer):
     memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, fair_embedder)
 
     model_router = providers.Singleton(model_router, settings, chat_models, clock)
-    chat_completions = providers.Singleton(ChatCompletions, model_router, request_metrics)
+    chat_completions = providers.Singleton(
+        ChatCompletions,
+        model_router,
+        request_metrics,
+        providers.Callable(responses_upstreams, settings, http_client),
+    )
     knowledge_base = providers.Singleton(
         lambda s, e, i, f: KnowledgeBase(
             e,

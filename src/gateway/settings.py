@@ -18,6 +18,26 @@ from domain.errors import ConfigurationError
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+TierName = Literal["standard", "developer", "admin"]
+
+
+class TierLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One tier's limits; in ``GATEWAY_TIER_LIMITS`` a field left out keeps its default."""
+
+    requests_per_minute: Positive | None = None
+    tokens_per_minute: Positive | None = None
+    max_tokens: Positive | None = None
+    max_n: Positive | None = None  # most choices (``n``) in one request
+
+
+TIER_DEFAULTS: dict[TierName, TierLimits] = {
+    "standard": TierLimits(requests_per_minute=600, tokens_per_minute=1_000_000,
+                           max_tokens=4096, max_n=4),
+    "developer": TierLimits(requests_per_minute=1200, tokens_per_minute=2_000_000,
+                            max_tokens=8192, max_n=8),
+    "admin": TierLimits(requests_per_minute=3000, tokens_per_minute=5_000_000,
+                        max_tokens=32768, max_n=16),
+}  # fmt: skip
 # The range /v1/chat's latency_budget_ms is validated against too.
 BudgetMs = Annotated[
     float, msgspec.Meta(ge=LATENCY_BUDGET_RANGE_MS[0], le=LATENCY_BUDGET_RANGE_MS[1])
@@ -72,9 +92,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stage, the caller's traceparent continued and passed to the upstreams, exported over
     OTLP/HTTP as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_SERVICE_NAME...). See docs/tracing.md."""
-    tier_limits: dict[
-        Literal["standard", "developer", "admin"], dict[str, Annotated[int, msgspec.Meta(ge=1)]]
-    ] = {}
+    tier_limits: dict[TierName, TierLimits] = {}
     """JSON per tier, over the defaults: {"standard": {"requests_per_minute": 600,
     "tokens_per_minute": 1000000, "max_tokens": 4096, "max_n": 4}} (developer: 1200,
     2000000, 8192, 8; admin: 3000, 5000000, 32768, 16). ``max_n``: most choices (``n``)
@@ -116,6 +134,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model_map: dict[str, Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
     """JSON: model name → list of upstream base URLs. Empty: every model the upstreams
     list on their /v1/models is routed to them."""
+    responses_passthrough: str = ""
+    """Upstream base URLs (of MAX_SERVE_URL or GATEWAY_MODEL_MAP), comma-separated, that
+    serve /v1/responses themselves: a /v1/responses request that needs nothing of the
+    gateway's (``store: false``, no ``previous_response_id``, no memory or RAG) is
+    forwarded to them as it is. Empty: every request is translated onto chat
+    completions."""
     model_aliases: dict[str, str] = {}
     """JSON: alias → model name, on top of ``llama-3.3-8b-instruct`` → default model."""
     models_cache_ttl_s: Seconds = 60.0
@@ -203,6 +227,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     responses_max: Positive = 10_000
     """Most responses kept in process without REDIS_URL (the oldest dropped first)."""
 
+    def tiers(self) -> dict[TierName, TierLimits]:
+        """Every tier's limits, each field given in ``tier_limits`` or else its default."""
+        merged = {}
+        for name, defaults in TIER_DEFAULTS.items():
+            given = self.tier_limits.get(name, TierLimits())
+            overrides = {f: v for f in given.__struct_fields__ if (v := getattr(given, f))}
+            merged[name] = msgspec.structs.replace(defaults, **overrides)
+        return merged
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -210,6 +243,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def upstream_urls(self) -> list[str]:
         return [u.strip() for u in self.max_serve_url.split(",") if u.strip()]
+
+    @property
+    def responses_passthrough_urls(self) -> list[str]:
+        return [u.strip() for u in self.responses_passthrough.split(",") if u.strip()]
 
     @property
     def embedded_inference(self) -> bool:
@@ -305,9 +342,11 @@ def load_settings(
 
 
 def _name_the_variable(message: str) -> str:
-    # msgspec says "... - at `$.port`"; name the environment variable instead.
-    text, _, where = message.rpartition(" - at `$.")
-    if not where:
+    # msgspec says "... - at `$.port`" (or "- at `key` in `$.tier_limits`" for a
+    # mapping's key); name the environment variable instead.
+    text, _, where = message.partition(" - at `")
+    _, found, path = where.rpartition("$.")
+    if not found:
         return f"invalid setting: {message}"
-    field = where.split("`")[0].split(".")[0].split("[")[0]
+    field = path.split("`")[0].split(".")[0].split("[")[0]
     return f"{env_name(field)} is invalid: {text}"

@@ -71,3 +71,16 @@ class TextCompletionModel(Protocol):
     async def complete_text(self, body: Mapping[str, Any]) -> Completion: ...
 
     async def stream_text(self, body: Mapping[str, Any]) -> ChatStream: ...
+
+
+@runtime_checkable
+class ResponsesModel(Protocol):
+    """An upstream serving OpenAI's ``/v1/responses`` itself; ``name`` is the name of
+    its chat adapter. ``body`` is a Responses request routed to one of its models; the
+    answer and the stream's events are the upstream's, relayed as they are."""
+
+    name: str
+
+    async def respond(self, body: Mapping[str, Any]) -> Completion: ...
+
+    async def stream_response(self, body: Mapping[str, Any]) -> ChatStream: ...

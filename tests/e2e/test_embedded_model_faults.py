@@ -186,6 +186,22 @@ def test_a_client_that_gives_up_frees_the_model(gateway: GatewayProcess) -> None
     assert small.json()["choices"][0]["message"]["content"]
 
 
+def test_a_client_that_gives_up_on_a_legacy_completion_frees_the_model(
+    gateway: GatewayProcess,
+) -> None:
+    """The same for ``/v1/completions``: two clients give up on long non-streamed text
+    completions; the next request is served within the upstream timeout."""
+    long = {"prompt": "Once upon a time", "max_tokens": 3000, **NEVER_STOP}
+    with api_client(gateway, timeout=1.5) as impatient:
+        for _ in range(2):
+            with pytest.raises(httpx.ReadTimeout):
+                impatient.post("/v1/completions", json=long)
+    with api_client(gateway, timeout=2 * UPSTREAM_TIMEOUT_S) as client:
+        small = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 4})
+    assert small.status_code == 200, small.text
+    assert small.json()["choices"][0]["text"]
+
+
 # --- the child killed in a loop -----------------------------------------------------------
 
 

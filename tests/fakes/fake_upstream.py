@@ -43,8 +43,10 @@ A request whose LAST message is a ``tool`` message is answered
 
 ``POST /v1/completions`` (legacy text completions): the same words for a ``prompt``,
 ``choices[].text``, streamed as ``text_completion`` chunks; ``__echo__`` and
-``__status_<code>__`` as above (on the prompt). ``--chat-only``: that route is a 404,
-as on an upstream without it.
+``__status_<code>__`` as above (on the prompt). ``POST /v1/responses``: the same words
+as a Responses object (``input`` a string; ``__echo__`` and ``__status_<code>__`` on it),
+streamed as the Responses events. ``--chat-only``: those routes are 404s, as on an
+upstream without them.
 
 ``--strict``: bodies a plain llama.cpp-like server rejects are rejected by what they
 hold, whatever the directive: a role other than system/user/assistant/tool/function
@@ -206,6 +208,8 @@ class FakeUpstream:
             return await self._chat(reader, writer, headers, body, keep)
         if method == "POST" and path == "/v1/completions" and not self.chat_only:
             return await self._text(reader, writer, headers, body, keep)
+        if method == "POST" and path == "/v1/responses" and not self.chat_only:
+            return await self._responses(writer, headers, body, keep)
         static = self.static.get((method, path))
         if static is not None:
             writer.write(_response(200, static, keep))
@@ -460,6 +464,81 @@ class FakeUpstream:
         }
         writer.write(_response(200, _dumps(payload).encode(), keep))
         await writer.drain()
+        return keep
+
+    async def _responses(
+        self, writer: asyncio.StreamWriter, headers: dict[str, str], body: bytes, keep: bool
+    ) -> bool:
+        """``POST /v1/responses``: the same words as a Responses object, or its event
+        stream (``response.created`` ... ``response.completed``)."""
+        try:
+            req = json.loads(body)
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            writer.write(_error(400, "invalid JSON body", keep))
+            await writer.drain()
+            return keep
+        self.stats["responses_requests"] = self.stats.get("responses_requests", 0) + 1
+        self.stats["last_request"], self.stats["last_headers"] = req, headers
+        model = req.get("model")
+        if not isinstance(model, str) or model not in self.models:
+            writer.write(_error(404, f"model {model} not found", keep, param="model"))
+            await writer.drain()
+            return keep
+        asked = req.get("input")
+        first = asked if isinstance(asked, str) else ""
+        if first.startswith("__status_") and (code := _directive_int(first, "__status_")):
+            writer.write(_error(code, f"fake upstream error {code}", keep))
+            await writer.drain()
+            return keep
+        n, status = self.tokens, "completed"
+        bound = req.get("max_output_tokens")
+        if isinstance(bound, int) and not isinstance(bound, bool) and bound < n:
+            n, status = max(bound, 0), "incomplete"
+        words = self.words[:n]
+        text = _dumps(req) if first.startswith("__echo__") else " ".join(words)
+        rid, created = f"resp_fake{next(self.ids)}", int(time.time())
+        usage = {"input_tokens": len(first.split()), "output_tokens": len(text.split()),
+                 "total_tokens": len(first.split()) + len(text.split())}  # fmt: skip
+        part = {"type": "output_text", "text": text, "annotations": []}
+        message = {"type": "message", "id": f"msg_{rid}", "status": "completed",
+                   "role": "assistant", "content": [part]}  # fmt: skip
+        response = {"id": rid, "object": "response", "created_at": created, "status": status,
+                    "model": model, "output": [message], "usage": usage}  # fmt: skip
+        if req.get("stream") is not True:
+            writer.write(_response(200, _dumps(response).encode(), keep))
+            await writer.drain()
+            return keep
+        self.stats["streams_started"] += 1
+        started = {**response, "status": "in_progress", "output": [], "usage": None}
+        item = {**message, "status": "in_progress", "content": []}
+        pieces = [text] if first.startswith("__echo__") else [f"{w} " for w in words]
+        at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": started}),
+            ("response.output_item.added", {"output_index": 0, "item": item}),
+            ("response.content_part.added", {**at, "part": {**part, "text": ""}}),
+            *(("response.output_text.delta", {**at, "delta": p}) for p in pieces),
+            ("response.output_text.done", {**at, "text": text}),
+            ("response.content_part.done", {**at, "part": part}),
+            ("response.output_item.done", {"output_index": 0, "item": message}),
+            (f"response.{status}", {"response": response}),
+        ]  # fmt: skip
+        writer.write(_stream_head(keep))
+        tokens_sent = 0
+        for number, (kind, fields) in enumerate(events):
+            if kind == "response.output_text.delta":
+                if self.gap_s > 0 and tokens_sent:  # between tokens, as the chat stream
+                    await asyncio.sleep(self.gap_s)
+                tokens_sent += 1
+            payload = _dumps({"type": kind, "sequence_number": number, **fields}).encode()
+            data = b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        self.stats["streams_completed"] += 1
         return keep
 
     def _refusal(self, req: dict[str, Any], messages: list[Any], keep: bool) -> bytes | None:

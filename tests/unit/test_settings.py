@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from domain.errors import ConfigurationError
-from gateway.settings import Settings, load_settings
+from gateway.settings import TIER_DEFAULTS, Settings, load_settings
 
 
 def settings(**environ: str) -> Settings:
@@ -177,3 +177,20 @@ def test_embedded_parts_are_empty_with_every_server() -> None:
         MAX_SERVE_URL="http://max:8000", QDRANT_URL="http://qdrant:6333", REDIS_URL="redis://r"
     )
     assert configured.embedded_parts() == []
+
+
+def test_tier_limits_overlay_the_defaults_field_by_field() -> None:
+    settings = load_settings({"GATEWAY_TIER_LIMITS": '{"standard": {"max_n": 2}}'}, dotenv=None)
+    tiers = settings.tiers()
+    assert tiers["standard"].max_n == 2
+    assert tiers["standard"].requests_per_minute == TIER_DEFAULTS["standard"].requests_per_minute
+    assert tiers["admin"] == TIER_DEFAULTS["admin"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"standard": {"max_tokenz": 5}}', '{"standard": {"max_n": 0}}', '{"root": {"max_n": 1}}'],
+)
+def test_a_wrong_tier_limit_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="GATEWAY_TIER_LIMITS"):
+        load_settings({"GATEWAY_TIER_LIMITS": value}, dotenv=None)

@@ -8,7 +8,10 @@
 The answer then carries ``x-gateway-stages`` (each retrieval stage's time, in the
 ``Server-Timing`` syntax), ``x-gateway-context`` (what was put before the model),
 ``x-gateway-degraded`` (a stage that failed or missed its deadline) and, once a
-non-streamed turn is queued, ``x-gateway-memory-id``."""
+non-streamed turn is queued, ``x-gateway-memory-id``.
+
+A managed key may turn memory and RAG on by default (``context`` on ``POST /v1/keys``),
+for clients that send no header; a header still overrides its default, off included."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 
 from adapters.http.services import Services
-from application.protocols.client_context import ContextAsk, Prepared
+from application.protocols.client_context import ContextAsk, Prepared, context_ask
 from domain.errors import InvalidRequest
 from domain.principal import Principal
 
@@ -30,8 +33,11 @@ _FALSE = ("", "0", "false", "off", "no")
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
-def _flag(connection: ASGIConnection[Any, Any, Any, Any], name: str, shown: str) -> bool:
-    value = connection.headers.get(name, "").strip().lower()
+def _flag(connection: ASGIConnection[Any, Any, Any, Any], name: str, shown: str) -> bool | None:
+    value = connection.headers.get(name)
+    if value is None:
+        return None  # not said: the key's default
+    value = value.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -39,17 +45,16 @@ def _flag(connection: ASGIConnection[Any, Any, Any, Any], name: str, shown: str)
     raise InvalidRequest(f"{shown} must be true or false", param=shown)
 
 
-def context_ask(connection: ASGIConnection[Any, Any, Any, Any]) -> ContextAsk | None:
-    """What the headers ask for; None when they ask for nothing (the common case)."""
+def asked_context(connection: ASGIConnection[Any, Any, Any, Any]) -> ContextAsk | None:
+    """What the headers ask for over the key's defaults; None when nothing (the common
+    case)."""
     headers = connection.headers
-    if MEMORY_HEADER not in headers and RAG_HEADER not in headers:
-        return None
-    ask = ContextAsk(
-        user_id=headers.get(USER_HEADER) or None,
+    return context_ask(
+        connection.user,
         memory=_flag(connection, MEMORY_HEADER, "X-Gateway-Memory"),
         rag=_flag(connection, RAG_HEADER, "X-Gateway-RAG"),
+        user_id=headers.get(USER_HEADER) or None,
     )
-    return ask if ask.wanted else None
 
 
 class Augmented:
@@ -74,7 +79,7 @@ class Augmented:
         context = self._services.client_context
         if context is None or self.prepared is None or finish_reason is None:
             return
-        await context.remember(self._principal, self._ask, self.prepared, answer or "")
+        await context.remember(self._principal, self.prepared, answer or "")
 
     def headers(self) -> dict[str, str]:
         prepared = self.prepared
@@ -96,8 +101,8 @@ class Augmented:
 def augmented(
     connection: ASGIConnection[Any, Any, Any, Any], services: Services
 ) -> Augmented | None:
-    """The request's context, when its headers ask for one."""
-    ask = context_ask(connection)
+    """The request's context, when its headers or its key's defaults ask for one."""
+    ask = asked_context(connection)
     if ask is None:
         return None
     return Augmented(services, connection.user, ask)

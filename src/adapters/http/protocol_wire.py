@@ -73,11 +73,15 @@ AnthropicTemperature = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
 class AnthropicMessage(msgspec.Struct, forbid_unknown_fields=True):
-    role: Literal["user", "assistant"]
+    # ``system``: an instruction between turns (Claude Code sends them), text only.
+    role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 
-class AnthropicTool(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class AnthropicTool(msgspec.Struct, omit_defaults=True):
+    """Fields beyond these (``defer_loading``, ``input_examples``, ``strict``: Claude
+    Code sends them) are accepted and not forwarded."""
+
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     input_schema: dict[str, Any] = {}
     description: str | None = None
@@ -98,8 +102,9 @@ class AnthropicMetadata(msgspec.Struct, forbid_unknown_fields=True, omit_default
 class AnthropicThinking(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Accepted (clients send it) and not forwarded: the upstream's model thinks or not."""
 
-    type: Literal["enabled", "disabled"]
+    type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = None
+    display: str | None = None
 
 
 class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -119,6 +124,9 @@ class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     metadata: AnthropicMetadata | None = None
     thinking: AnthropicThinking | None = None
     service_tier: str | None = None
+    # Accepted (Claude Code sends them) and not forwarded: Anthropic's own controls.
+    context_management: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
 
 
 class CountTokensRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -130,6 +138,8 @@ class CountTokensRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaul
     tools: list[AnthropicTool] | None = None
     tool_choice: AnthropicToolChoice | None = None
     thinking: AnthropicThinking | None = None
+    context_management: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
 
 
 class AnthropicUsage(msgspec.Struct):
@@ -209,6 +219,7 @@ class ResponsesRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     service_tier: str | None = None
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
+    client_metadata: dict[str, Any] | None = None  # Codex sends it
 
 
 class ResponseUsage(msgspec.Struct):

@@ -495,6 +495,17 @@ class Forgotten(msgspec.Struct):
 
 
 # --- managed keys ---------------------------------------------------------------------
+class KeyContext(Body):
+    """Memory and RAG for the key's requests that send no ``X-Gateway-*`` header (a
+    header overrides each, off included). ``user_id_from``: whose memories when no
+    ``X-Gateway-User-Id`` says: ``header`` (nobody's: memory is skipped), ``key`` (the
+    key's own), ``request`` (the body's ``user``, Anthropic's ``metadata.user_id``)."""
+
+    memory: bool = False
+    rag: bool = False
+    user_id_from: Literal["header", "key", "request"] = "header"
+
+
 class KeyIn(Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     tier: Literal["standard", "developer", "admin"] = "standard"
@@ -503,6 +514,7 @@ class KeyIn(Body):
     max_tokens: MaxTokens | None = None
     token_quota: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
     quota_period: Literal["day", "month"] = "month"
+    context: KeyContext | None = None
 
 
 class KeyOut(msgspec.Struct):
@@ -517,6 +529,7 @@ class KeyOut(msgspec.Struct):
     max_tokens: int | None
     token_quota: int | None
     quota_period: str
+    context: KeyContext
     object: Literal["api_key"] = "api_key"
 
 

@@ -15,7 +15,7 @@ client that disconnects or times out frees the model for the next request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,7 +60,22 @@ class Supervised(Protocol):
     def describe(self) -> str: ...
 
 
+class _TextChoice(msgspec.Struct):
+    text: str = ""
+
+
+class _TextChunk(msgspec.Struct):
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: list[_TextChoice] = []
+
+
+# Legacy completion asks that a streamed answer would not carry whole.
+_WHOLE_ANSWER_ONLY = ("logprobs", "echo", "best_of", "suffix")
+
 _decode_identity = msgspec.json.Decoder(_ChunkIdentity).decode
+_decode_text_chunk = msgspec.json.Decoder(_TextChunk).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -78,6 +93,16 @@ class LlamaPromptCounter:
             eos_token=vocab.token_get_text(self._llama.token_eos()),
             bos_token=vocab.token_get_text(self._llama.token_bos()),
         )
+
+    def count_prompt(self, prompt: Any) -> int:
+        """A legacy completion's prompt tokens: a text, texts, or token ids."""
+        if isinstance(prompt, str):
+            return len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True))
+        if isinstance(prompt, list):
+            if all(isinstance(item, int) for item in prompt):
+                return len(prompt)
+            return sum(self.count_prompt(item) for item in prompt)
+        return 0
 
     def count(self, messages: Sequence[Mapping[str, Any]]) -> int:
         try:
@@ -203,19 +228,14 @@ class EmbeddedLlamaChatModel:
         prompt_tokens = self._counter.count(plain_messages(body)["messages"])
         stream = _UsageAddingStream(await self._inner.stream(sent), prompt_tokens)
         identity = _ChunkIdentity()
-        try:
-            # The server's read timeout bounds each token; this bounds the answer.
-            async with asyncio.timeout(self._timeout):
-                async for payload in stream:
-                    chunk = _decode_identity(payload)
-                    if chunk.choices:
-                        identity = chunk
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"inference upstream {self.name} did not finish the answer in time"
-            ) from None
-        finally:
-            await stream.aclose()
+
+        def read(payload: bytes) -> None:
+            nonlocal identity
+            chunk = _decode_identity(payload)
+            if chunk.choices:
+                identity = chunk
+
+        await self._drain(stream, read)
         usage = stream.usage or Usage(prompt_tokens, 0, prompt_tokens)
         model = identity.model or str(body["model"])
         answer = {
@@ -245,6 +265,21 @@ class EmbeddedLlamaChatModel:
             finish_reason=stream.finish_reason,
         )
 
+    async def _drain(self, stream: ChatStream, read: Callable[[bytes], None]) -> None:
+        """Each payload of ``stream`` to ``read``, the whole answer within the timeout
+        (the server's read timeout bounds each token); the stream closed whatever
+        happens (a cancelled request stops the generation)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for payload in stream:
+                    read(payload)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"inference upstream {self.name} did not finish the answer in time"
+            ) from None
+        finally:
+            await stream.aclose()
+
     async def stream(self, body: Mapping[str, Any]) -> ChatStream:
         refuse_unsupported(body)
         stream = await self._inner.stream(translated(body))
@@ -255,8 +290,51 @@ class EmbeddedLlamaChatModel:
         return stream
 
     async def complete_text(self, body: Mapping[str, Any]) -> Completion:
-        """llama_cpp.server's own ``/v1/completions``, relayed."""
-        return await self._inner.complete_text(translated(body))
+        """llama_cpp.server's own ``/v1/completions``, streamed from it and assembled
+        (as ``complete``, so that a client going away stops the generation). Asks whose
+        answer streaming would change (``logprobs``, ``echo``, ``best_of``, ``n``) are
+        relayed as the server answers them."""
+        sent = translated(body)
+        n = sent.get("n")
+        if any(sent.get(name) for name in _WHOLE_ANSWER_ONLY) or (isinstance(n, int) and n > 1):
+            return await self._inner.complete_text(sent)
+        prompt_tokens = self._counter.count_prompt(body.get("prompt", ""))
+        stream = await self._inner.stream_text({**sent, "stream": True})
+        identity, parts = _TextChunk(), []
+
+        def read(payload: bytes) -> None:
+            nonlocal identity
+            chunk = _decode_text_chunk(payload)
+            if chunk.choices:
+                identity = chunk
+                parts.append(chunk.choices[0].text)
+
+        await self._drain(stream, read)
+        completion_tokens = sum(1 for text in parts if text)  # one token a chunk
+        usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+        model = identity.model or str(body["model"])
+        answer = {
+            "id": identity.id,
+            "object": "text_completion",
+            "created": identity.created,
+            "model": model,
+            "choices": [
+                {"text": "".join(parts), "index": 0, "logprobs": None,
+                 "finish_reason": stream.finish_reason}
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }  # fmt: skip
+        return Completion(
+            body=_encode(answer),
+            model=model,
+            usage=usage,
+            content="".join(parts),
+            finish_reason=stream.finish_reason,
+        )
 
     async def stream_text(self, body: Mapping[str, Any]) -> ChatStream:
         return await self._inner.stream_text(translated(body))

@@ -123,6 +123,10 @@ def chat_messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
     if system:
         messages.append({"role": "system", "content": _text_of(system, "system")})
     for number, message in enumerate(request["messages"]):
+        if message["role"] == "system":
+            where = f"messages[{number}].content"
+            messages.append({"role": "system", "content": _text_of(message["content"], where)})
+            continue
         messages.extend(_message(number, message["role"], message["content"]))
     return messages
 

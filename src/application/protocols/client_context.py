@@ -1,7 +1,8 @@
 """Memory and RAG for clients that speak only a standard protocol: on request, a chat
 completion request (the client's, or one translated from Messages or Responses) gets
 the unified chat's retrieved context, under its latency budget, and the turn is queued
-for storage (write-behind) once answered. Never on unless the caller asks."""
+for storage (write-behind) once answered. Never on unless the caller asks or its
+key is configured to."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from domain.budget import LatencyBudget
 from domain.context import ContextBundle
 from domain.conversation import ROLES, Conversation
 from domain.errors import BackendUnavailable, InvalidRequest
+from domain.limits import ContextDefaults, ContextUser
 from domain.memory import render_turn
 from domain.principal import Principal
 from ports.clock import Clock
@@ -22,22 +24,54 @@ from ports.clock import Clock
 
 @dataclass(frozen=True, slots=True)
 class ContextAsk:
-    """What the caller asked for: ``memory`` (read the user's memories and store the
-    turn; needs ``user_id``) and ``rag`` (the tenant's documents)."""
+    """What a request gets: ``memory`` (read the user's memories and store the turn;
+    needs a user) and ``rag`` (the tenant's documents). ``user_id``: whose memories,
+    or, with ``user_from_request``, the body's ``user``. Without a user, memory is a
+    400 when the caller asked for it (``user_required``), else skipped (a key's
+    default), said in ``degraded``."""
 
     user_id: str | None = None
     memory: bool = False
     rag: bool = False
+    user_required: bool = True
+    user_from_request: bool = False
 
     @property
     def wanted(self) -> bool:
         return self.memory or self.rag
 
 
+def context_ask(
+    principal: Principal,
+    *,
+    memory: bool | None = None,
+    rag: bool | None = None,
+    user_id: str | None = None,
+) -> ContextAsk | None:
+    """The caller's asks (``None``: not said) over its key's defaults; None when the
+    request gets no context (the common case)."""
+    defaults = principal.policy.context if principal.policy is not None else ContextDefaults()
+    use_memory = defaults.memory if memory is None else memory
+    use_rag = defaults.rag if rag is None else rag
+    if not (use_memory or use_rag):
+        return None
+    source = defaults.user_id_from
+    if user_id is None and source is ContextUser.KEY:
+        user_id = principal.key_id
+    return ContextAsk(
+        user_id=user_id,
+        memory=use_memory,
+        rag=use_rag,
+        user_required=memory is True,
+        user_from_request=user_id is None and source is ContextUser.REQUEST,
+    )
+
+
 @dataclass(slots=True)
 class Prepared:
     """A request with its context: ``body`` to send upstream; the stages' timings (ms),
-    what was retrieved, what degraded; ``memory_id`` once the turn is queued."""
+    what was retrieved, what degraded; whose memory (``user_id``, when ``memory``);
+    ``memory_id`` once the turn is queued."""
 
     body: dict[str, Any]
     query: str
@@ -46,6 +80,8 @@ class Prepared:
     documents: int = 0
     degraded: list[Degradation] = field(default_factory=list)
     memory_id: str | None = None
+    user_id: str | None = None
+    memory: bool = False
 
 
 def _text(content: Any) -> str | None:
@@ -111,22 +147,32 @@ class ClientContext:
     ) -> Prepared:
         """The body with the retrieved context. A stage that fails or misses its
         deadline is named in ``degraded``; the request goes on without it."""
-        if ask.memory and not ask.user_id:
-            raise InvalidRequest(
-                "X-Gateway-Memory needs X-Gateway-User-Id: memory is kept per user",
-                param="X-Gateway-User-Id",
-            )
+        user_id, memory = ask.user_id, ask.memory
+        if user_id is None and ask.user_from_request:
+            user = body.get("user")
+            user_id = user if isinstance(user, str) and user.strip() else None
+        skipped: list[Degradation] = []
+        if memory and not user_id:
+            if ask.user_required:
+                raise InvalidRequest(
+                    "X-Gateway-Memory needs X-Gateway-User-Id: memory is kept per user",
+                    param="X-Gateway-User-Id",
+                )
+            memory = False  # the key's default, for a request that names nobody
+            skipped.append(Degradation("memory", "no user id (X-Gateway-User-Id)"))
         conversation = conversation_of(body.get("messages") or [])
-        if conversation is None:
-            prepared = Prepared(dict(body), "")
-            prepared.degraded.append(Degradation("retrieval", "no user message to retrieve for"))
+        if conversation is None or not (memory or ask.rag):
+            prepared = Prepared(dict(body), "", degraded=skipped)
+            if conversation is None:
+                reason = "no user message to retrieve for"
+                prepared.degraded.append(Degradation("retrieval", reason))
             return prepared
         request = UnifiedChatRequest(
             messages=[(m.role, m.content) for m in conversation.messages],
-            user_id=ask.user_id,
-            use_memory=ask.memory,
+            user_id=user_id,
+            use_memory=memory,
             use_rag=ask.rag,
-            store_memory=ask.memory,
+            store_memory=memory,
         )
         budget = LatencyBudget(self._budget_ms, self._clock.monotonic, self._share)
         retrieved = await self._unified.retrieve(principal, request, budget, conversation)
@@ -137,18 +183,18 @@ class ClientContext:
             timings_ms=dict(budget.timings_ms),
             memories=len(context.memories) + len(context.recent),
             documents=len(context.documents),
-            degraded=list(retrieved.degraded),
+            degraded=[*skipped, *retrieved.degraded],
+            user_id=user_id,
+            memory=memory,
         )
 
-    async def remember(
-        self, principal: Principal, ask: ContextAsk, prepared: Prepared, answer: str
-    ) -> None:
+    async def remember(self, principal: Principal, prepared: Prepared, answer: str) -> None:
         """Queue the turn for storage as the user's memory (when memory was asked)."""
-        if not (ask.memory and ask.user_id and prepared.query):
+        if not (prepared.memory and prepared.user_id and prepared.query):
             return
         try:
             prepared.memory_id = await self._memories.remember(
-                principal.tenant, ask.user_id, render_turn(prepared.query, answer)
+                principal.tenant, prepared.user_id, render_turn(prepared.query, answer)
             )
         except BackendUnavailable as exc:
             prepared.degraded.append(Degradation("memory_storage", exc.message))

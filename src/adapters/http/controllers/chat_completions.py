@@ -6,19 +6,15 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
-from adapters.http.disconnect import unless_disconnected
+from adapters.http.generation import Streamed, generate
 from adapters.http.openapi import error_responses
-from adapters.http.ratelimit import admitted_generation
 from adapters.http.services import Services
-from adapters.http.sse import SSE_HEADERS, first_chunk, relay
+from adapters.http.sse import relay
 from adapters.http.wire import ChatCompletion, ChatCompletionRequest
-from application.access import GenerationAsk
-from domain.chat import ChatRequest
+from application.access import Generation, GenerationAsk
 from domain.principal import Capability
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
@@ -49,7 +45,6 @@ class ChatCompletionsController(Controller):
         data: ChatCompletionRequest,
         services: Services,
     ) -> Response[ChatCompletion]:
-        chat_completions = services.chat_completions
         raw = await request.body()
         data = strictly(raw, ChatCompletionRequest)
         ask = GenerationAsk(
@@ -59,8 +54,8 @@ class ChatCompletionsController(Controller):
             max_completion_tokens=data.max_completion_tokens,
             n=data.n,
         )
-        context = augmented(request, services)  # memory and RAG, when asked for
-        async with admitted_generation(request, services.admission, ask) as grant:
+
+        def body_for(grant: Generation) -> dict[str, Any]:
             body = _decode_object(raw)
             # What was validated is what is forwarded: a lax decode ("stream": 1,
             # "max_tokens": "8") must not reach the upstream as sent. Messages keep their
@@ -71,32 +66,15 @@ class ChatCompletionsController(Controller):
             body.pop("max_completion_tokens", None)
             if grant.max_tokens is not None:
                 body[grant.token_field] = grant.max_tokens
-            if context is not None:
-                body = await context.prepare(body)
-            chat = ChatRequest(body)
-            if chat.stream:
-                stream = await chat_completions.stream(chat)
-                chunks = aiter(stream)
-                # A stream failing before its first chunk is settled as the block ends.
-                first = await first_chunk(chunks, stream.aclose)
-                settle = grant.hand_over()
+            return body
 
-                async def close() -> None:
-                    await stream.aclose()
-                    await settle(stream.usage.total_tokens if stream.usage else None)
-                    if context is not None:
-                        await context.remember(stream.content, stream.finish_reason)
-
-                return Stream(
-                    relay(first, chunks, close),
-                    media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
-                )  # type: ignore[return-value]
-            completion = await unless_disconnected(request, chat_completions.complete(chat))
-            grant.record(completion.usage.total_tokens if completion.usage else None)
-        headers = None
-        if context is not None:
-            await context.remember(completion.content, completion.finish_reason)
-            headers = context.headers()
+        outcome = await generate(request, services, ask, body_for)
+        if isinstance(outcome, Streamed):
+            events = relay(outcome.first, outcome.chunks, outcome.close)
+            return outcome.response(events)  # type: ignore[return-value]
         # The upstream's bytes, relayed as they are (the annotation documents their shape).
-        return Response(content=completion.body, media_type="application/json", headers=headers)  # type: ignore[arg-type]
+        return Response(
+            content=outcome.completion.body,  # type: ignore[arg-type]
+            media_type="application/json",
+            headers=outcome.headers,
+        )

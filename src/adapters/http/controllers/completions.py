@@ -7,18 +7,15 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.response import Stream
 
 from adapters.http.auth import requires
 from adapters.http.content import json_body, strictly
-from adapters.http.disconnect import unless_disconnected
+from adapters.http.generation import Streamed, generate
 from adapters.http.openapi import error_responses
 from adapters.http.protocol_wire import CompletionRequest, TextCompletion
-from adapters.http.ratelimit import admitted_generation
 from adapters.http.services import Services
-from adapters.http.sse import SSE_HEADERS, first_chunk, relay
-from application.access import GenerationAsk
-from domain.chat import ChatRequest
+from adapters.http.sse import relay
+from application.access import Generation, GenerationAsk
 from domain.principal import Capability
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
@@ -65,7 +62,6 @@ class CompletionsController(Controller):
         data: CompletionRequest,
         services: Services,
     ) -> Response[TextCompletion]:
-        chat_completions = services.chat_completions
         raw = await request.body()
         data = strictly(raw, CompletionRequest)
         ask = GenerationAsk(
@@ -74,31 +70,18 @@ class CompletionsController(Controller):
             max_tokens=data.max_tokens,
             n=data.n,
         )
-        async with admitted_generation(request, services.admission, ask) as grant:
+
+        def body_for(grant: Generation) -> dict[str, Any]:
             body = _decode_object(raw)
             validated = msgspec.to_builtins(data)
             body.update({k: v for k, v in validated.items() if k in body})
             body.pop("max_tokens", None)
             if grant.max_tokens is not None:
                 body["max_tokens"] = grant.max_tokens  # the legacy API has one name
-            completion_request = ChatRequest(body)
-            if completion_request.stream:
-                stream = await chat_completions.stream_text(completion_request)
-                chunks = aiter(stream)
-                first = await first_chunk(chunks, stream.aclose)
-                settle = grant.hand_over()
+            return body
 
-                async def close() -> None:
-                    await stream.aclose()
-                    await settle(stream.usage.total_tokens if stream.usage else None)
-
-                return Stream(
-                    relay(first, chunks, close),
-                    media_type="text/event-stream",
-                    headers=SSE_HEADERS,
-                )  # type: ignore[return-value]
-            completion = await unless_disconnected(
-                request, chat_completions.complete_text(completion_request)
-            )
-            grant.record(completion.usage.total_tokens if completion.usage else None)
-        return Response(content=completion.body, media_type="application/json")  # type: ignore[arg-type]
+        outcome = await generate(request, services, ask, body_for, wire="text")
+        if isinstance(outcome, Streamed):
+            events = relay(outcome.first, outcome.chunks, outcome.close)
+            return outcome.response(events)  # type: ignore[return-value]
+        return Response(content=outcome.completion.body, media_type="application/json")  # type: ignore[arg-type]

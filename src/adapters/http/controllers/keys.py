@@ -10,10 +10,24 @@ from adapters.http.auth import requires
 from adapters.http.content import json_body
 from adapters.http.openapi import error_responses
 from adapters.http.ratelimit import admitted
-from adapters.http.wire import CreatedKey, Deleted, KeyIn, KeyList, KeyOut, KeyWithUsage
+from adapters.http.wire import (
+    CreatedKey,
+    Deleted,
+    KeyContext,
+    KeyIn,
+    KeyList,
+    KeyOut,
+    KeyWithUsage,
+)
 from application.access import KeyManagement
-from domain.limits import KeyPolicy, ManagedKey, QuotaPeriod
+from domain.limits import ContextDefaults, ContextUser, KeyPolicy, ManagedKey, QuotaPeriod
 from domain.principal import Capability, Tier
+
+
+def context_defaults(asked: KeyContext | None) -> ContextDefaults:
+    if asked is None:
+        return ContextDefaults()
+    return ContextDefaults(asked.memory, asked.rag, ContextUser(asked.user_id_from))
 
 
 def key_out(key: ManagedKey) -> KeyOut:
@@ -29,6 +43,11 @@ def key_out(key: ManagedKey) -> KeyOut:
         max_tokens=key.policy.max_tokens_cap,
         token_quota=key.policy.token_quota,
         quota_period=key.policy.quota_period.value,
+        context=KeyContext(
+            memory=key.policy.context.memory,
+            rag=key.policy.context.rag,
+            user_id_from=key.policy.context.user_id_from.value,
+        ),
     )
 
 
@@ -42,6 +61,14 @@ class KeysController(Controller):
         status_code=201,
         guards=[json_body],
         summary="Create a key (the secret is in this response only)",
+        description=(
+            "A managed key with its own policy: `allowed_models`, `max_tokens` (a cap), "
+            "`token_quota` per `quota_period`, and `context`: memory and RAG by default "
+            "for its requests on /v1/chat/completions, /v1/messages and /v1/responses "
+            "(`memory`, `rag`; `user_id_from`: `header`, `key` or `request`), so an "
+            "unmodified client gets them; the `X-Gateway-*` headers override each, off "
+            "included."
+        ),
         responses=error_responses(400, 401, 403, 415, 503),
     )
     async def create(
@@ -52,6 +79,7 @@ class KeysController(Controller):
             max_tokens_cap=data.max_tokens,
             token_quota=data.token_quota,
             quota_period=QuotaPeriod(data.quota_period),
+            context=context_defaults(data.context),
         )
         key, secret = await key_management.create(
             request.user, data.name, Tier.parse(data.tier), data.tenant, policy

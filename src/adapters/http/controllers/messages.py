@@ -10,13 +10,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.openapi import ResponseSpec
-from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.client_context import augmented
 from adapters.http.content import json_body, strictly
-from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import status_and_body
+from adapters.http.generation import Streamed, bounded, generate
 from adapters.http.protocol_errors import anthropic_error
 from adapters.http.protocol_wire import (
     AnthropicError,
@@ -25,15 +23,13 @@ from adapters.http.protocol_wire import (
     MessagesRequest,
     TokenCount,
 )
-from adapters.http.ratelimit import admitted, admitted_generation
+from adapters.http.ratelimit import admitted
 from adapters.http.services import Services
-from adapters.http.sse import SSE_HEADERS, event, first_chunk
+from adapters.http.sse import event
 from application.access import GenerationAsk, prompt_estimate
 from application.protocols import anthropic
-from domain.chat import ChatRequest
 from domain.errors import GatewayError, ModelNotAllowed
 from domain.principal import Capability, Principal
-from ports.chat_model import ChatStream
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
@@ -102,10 +98,12 @@ class MessagesController(Controller):
         description=(
             "Anthropic's Messages API over the model's chat-completions upstream: "
             "`system` (a string or text blocks), text content blocks (an image or a "
-            "document block is a 400), `max_tokens` (within the key's cap), "
+            "document block is a 400), `system` messages between turns, `max_tokens` "
+            "(lowered to the key's cap), "
             "`stop_sequences`, `temperature`, `top_p`, `tools` with `tool_use` / "
             "`tool_result` round trips and `tool_choice`. `top_k`, `thinking`, "
-            "`service_tier` and `metadata` are accepted; only `metadata.user_id` is "
+            "`service_tier`, `context_management`, `output_config` and `metadata` are "
+            "accepted; only `metadata.user_id` is "
             "forwarded (as `user`). The key goes in `x-api-key` or `Authorization: "
             "Bearer`. With `stream: true` the answer is Anthropic's event stream "
             "(`message_start`, `content_block_start`, `content_block_delta`, "
@@ -124,44 +122,21 @@ class MessagesController(Controller):
         data = strictly(raw, MessagesRequest)
         asked = msgspec.to_builtins(data)
         body = anthropic.chat_request(asked)
+        # ``max_tokens`` is required and clients send their model's most (Claude Code
+        # 32,000): a ceiling the key's cap lowers, not a refusal.
         ask = GenerationAsk(
             contents=anthropic.prompt_texts(asked),
             model=data.model,
-            max_tokens=data.max_tokens,
+            default_max_tokens=data.max_tokens,
         )
-        chat_completions = services.chat_completions
-        context = augmented(request, services)  # memory and RAG, when asked for
-        async with admitted_generation(request, services.admission, ask) as grant:
-            if grant.max_tokens is not None:
-                body["max_tokens"] = grant.max_tokens
-            if context is not None:
-                body = await context.prepare(body)
-            chat = ChatRequest(body)
-            if chat.stream:
-                stream: ChatStream = await chat_completions.stream(chat)
-                chunks = aiter(stream)
-                first = await first_chunk(chunks, stream.aclose)
-                settle = grant.hand_over()
-
-                async def close() -> None:
-                    await stream.aclose()
-                    await settle(stream.usage.total_tokens if stream.usage else None)
-                    if context is not None:
-                        await context.remember(stream.content, stream.finish_reason)
-
-                translator = anthropic.MessageStream(stream.model or data.model)
-                return Stream(
-                    message_events(translator, first, chunks, close),
-                    media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
-                )  # type: ignore[return-value]
-            completion = await unless_disconnected(request, chat_completions.complete(chat))
-            grant.record(completion.usage.total_tokens if completion.usage else None)
-        if context is not None:
-            await context.remember(completion.content, completion.finish_reason)
+        outcome = await generate(request, services, ask, bounded(body))
+        if isinstance(outcome, Streamed):
+            translator = anthropic.MessageStream(outcome.stream.model or data.model)
+            events = message_events(translator, outcome.first, outcome.chunks, outcome.close)
+            return outcome.response(events)  # type: ignore[return-value]
+        completion = outcome.completion
         answer = anthropic.message(_decode_object(completion.body), completion.model)
-        headers = context.headers() if context is not None else None
-        return Response(content=answer, headers=headers)  # type: ignore[arg-type]
+        return Response(content=answer, headers=outcome.headers)  # type: ignore[arg-type]
 
     @post(
         "/count_tokens",

@@ -11,28 +11,32 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.response import Stream
 
 from adapters.http.auth import requires
-from adapters.http.client_context import augmented
+from adapters.http.client_context import asked_context
 from adapters.http.content import json_body, strictly
-from adapters.http.disconnect import unless_disconnected
 from adapters.http.errors import status_and_body
+from adapters.http.generation import Streamed, bounded, generate
 from adapters.http.openapi import error_responses
 from adapters.http.protocol_wire import ResponseDeleted, ResponseObject, ResponsesRequest
-from adapters.http.ratelimit import admitted, admitted_generation
+from adapters.http.ratelimit import admitted
 from adapters.http.services import Services
-from adapters.http.sse import SSE_HEADERS, event, first_chunk
-from application.access import GenerationAsk
+from adapters.http.sse import event
+from application.access import Generation, GenerationAsk
 from application.protocols import responses
-from domain.chat import ChatRequest
 from domain.errors import BackendUnavailable, GatewayError, InvalidRequest, NotFound
 from domain.principal import Capability, Principal
-from ports.chat_model import ChatStream
 from ports.response_store import ResponseStore
 
 log = structlog.get_logger("gateway.http")
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class _Typed(msgspec.Struct):
+    type: str = "message"
+
+
+_decode_type = msgspec.json.Decoder(_Typed).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -98,6 +102,50 @@ async def response_events(
     yield sse(finished)
 
 
+async def relayed_events(
+    first: bytes, chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]
+) -> AsyncIterator[bytes]:
+    """The upstream's own Responses events, each named by its type; a failure once the
+    answer started is an ``error`` event."""
+    try:
+        yield event(first, _decode_type(first).type)
+        async for payload in chunks:
+            yield event(payload, _decode_type(payload).type)
+    except (GatewayError, msgspec.DecodeError) as exc:
+        _, body = status_and_body(exc if isinstance(exc, GatewayError) else ValueError())
+        error = body["error"]
+        yield event(_encode({"type": "error", "sequence_number": 0, "code": error.get("code"),
+                             "message": error["message"], "param": error.get("param")}),
+                    "error")  # fmt: skip
+    finally:
+        await close()
+
+
+async def forwarded(
+    request: Request[Any, Any, Any],
+    services: Services,
+    ask: GenerationAsk,
+    raw: bytes,
+    data: ResponsesRequest,
+) -> Response[Any]:
+    """The request as the client sent it (validated, its bound within the key's cap)
+    to an upstream serving /v1/responses, its answer relayed."""
+
+    def body_for(grant: Generation) -> dict[str, Any]:
+        body = _decode_object(raw)
+        validated = msgspec.to_builtins(data)
+        body.update({k: v for k, v in validated.items() if k in body})
+        body.pop("max_output_tokens", None)
+        if grant.max_tokens is not None:
+            body["max_output_tokens"] = grant.max_tokens
+        return body
+
+    outcome = await generate(request, services, ask, body_for, wire="responses")
+    if isinstance(outcome, Streamed):
+        return outcome.response(relayed_events(outcome.first, outcome.chunks, outcome.close))
+    return Response(content=outcome.completion.body, media_type="application/json")
+
+
 class ResponsesController(Controller):
     path = "/v1/responses"
     tags = ["inference"]
@@ -113,11 +161,15 @@ class ResponsesController(Controller):
             "`instructions`, `max_output_tokens` (within the key's cap), `temperature`, "
             "`top_p`, function `tools` and `tool_choice`, `text.format` (`json_object`, "
             "`json_schema`: forwarded as `response_format`). `reasoning`, `include`, "
-            "`truncation`, `service_tier`, `prompt_cache_key` are accepted and not "
-            "forwarded. `store` (default true) keeps the response for the key's tenant: "
+            "`truncation`, `service_tier`, `prompt_cache_key`, `client_metadata` are "
+            "accepted and not forwarded. `store` (default true) keeps the response for "
+            "the key's tenant: "
             "`previous_response_id` continues its conversation, `GET`/`DELETE "
             "/v1/responses/{id}` read and delete it. With `stream: true` the answer is "
-            "the Responses event stream (`response.created` ... `response.completed`)."
+            "the Responses event stream (`response.created` ... `response.completed`). "
+            "On an upstream listed in GATEWAY_RESPONSES_PASSTHROUGH, a request with "
+            "`store: false`, no `previous_response_id` and no memory or RAG is forwarded "
+            "as it is and the upstream's answer relayed."
         ),
         responses=error_responses(400, 401, 403, 404, 413, 415, 502, 503, 504),
     )
@@ -147,48 +199,32 @@ class ResponsesController(Controller):
             model=data.model,
             max_tokens=data.max_output_tokens,
         )
+        if (
+            not data.store
+            and data.previous_response_id is None
+            and asked_context(request) is None
+            and await services.chat_completions.serves_responses(data.model)
+        ):
+            return await forwarded(request, services, ask, raw, data)
         response_id, created = responses.new_id("resp"), int(time.time())
-        chat_completions = services.chat_completions
-        context = augmented(request, services)  # memory and RAG, when asked for
-        async with admitted_generation(request, services.admission, ask) as grant:
-            if grant.max_tokens is not None:
-                body["max_tokens"] = grant.max_tokens
-            if context is not None:
-                body = await context.prepare(body)
-            chat = ChatRequest(body)
-            if chat.stream:
-                stream: ChatStream = await chat_completions.stream(chat)
-                chunks = aiter(stream)
-                first = await first_chunk(chunks, stream.aclose)
-                settle = grant.hand_over()
+        outcome = await generate(request, services, ask, bounded(body))
+        if isinstance(outcome, Streamed):
 
-                async def close() -> None:
-                    await stream.aclose()
-                    await settle(stream.usage.total_tokens if stream.usage else None)
-                    if context is not None:
-                        await context.remember(stream.content, stream.finish_reason)
+            async def kept(response: dict[str, Any]) -> None:
+                conversation = responses.conversation(history, asked, response["output"])
+                await _keep(store, principal, response, conversation)
 
-                async def kept(response: dict[str, Any]) -> None:
-                    conversation = responses.conversation(history, asked, response["output"])
-                    await _keep(store, principal, response, conversation)
-
-                envelope = responses.envelope(asked, response_id, stream.model, created)
-                return Stream(
-                    response_events(responses.ResponseStream(envelope), first, chunks, close, kept),
-                    media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **context.headers()} if context else SSE_HEADERS,
-                )  # type: ignore[return-value]
-            completion = await unless_disconnected(request, chat_completions.complete(chat))
-            grant.record(completion.usage.total_tokens if completion.usage else None)
-        if context is not None:
-            await context.remember(completion.content, completion.finish_reason)
+            envelope = responses.envelope(asked, response_id, outcome.stream.model, created)
+            translator = responses.ResponseStream(envelope)
+            events = response_events(translator, outcome.first, outcome.chunks, outcome.close, kept)
+            return outcome.response(events)  # type: ignore[return-value]
+        completion = outcome.completion
         answer = responses.response(
             asked, _decode_object(completion.body), response_id, completion.model, created
         )
         conversation = responses.conversation(history, asked, answer["output"])
         await _keep(store, principal, answer, conversation)
-        headers = context.headers() if context is not None else None
-        return Response(content=answer, headers=headers)  # type: ignore[arg-type]
+        return Response(content=answer, headers=outcome.headers)  # type: ignore[arg-type]
 
     @get(
         "/{response_id:str}",
