@@ -96,3 +96,16 @@ def _zip(parts: dict[str, bytes]) -> bytes:
         for name, data in parts.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def outlined_pdf(sections: list[tuple[int, str, list[str]]]) -> bytes:
+    """A PDF with an outline: one page per ``(level, title, lines)``, its outline entry
+    at ``level`` (0: top)."""
+    document = FPDF()
+    document.set_font("Helvetica", size=11)
+    for level, title, lines in sections:
+        document.add_page()
+        document.start_section(title, level=level)
+        for line in lines:
+            document.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    return bytes(document.output())

@@ -115,3 +115,14 @@ def test_html_is_told_by_its_content(tmp_path: Path) -> None:
 def test_text_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     with pytest.raises(UnreadableDocument, match=r"^latin\.txt: not UTF-8 text"):
         read_file("latin.txt", write(tmp_path, "latin.txt", "café crème".encode("latin-1")))
+
+
+def test_a_pdf_outline_gives_the_chunks_heading_paths(tmp_path: Path) -> None:
+    body = [f"Sentence {i} of the section text." for i in range(12)]
+    data = files.outlined_pdf([(0, "Manual", body), (1, "Descaling", body), (1, "Warranty", body)])
+    found = read_file("manual.pdf", write(tmp_path, "manual.pdf", data))
+    chunks = on_pages(chunk_text("doc", found.text, words, 40, 5), found.page_starts)
+    paths = {(c.page, c.heading_path) for c in chunks}
+    assert (1, ("Manual",)) in paths
+    assert (2, ("Manual", "Descaling")) in paths
+    assert (3, ("Manual", "Warranty")) in paths

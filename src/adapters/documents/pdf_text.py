@@ -1,10 +1,15 @@
 """PDF text with ``pypdf`` (pure Python): each page's text layer, pages in order. No OCR:
-a scan without a text layer is refused, as are encrypted and corrupt files."""
+a scan without a text layer is refused, as are encrypted and corrupt files. The PDF's
+outline (its bookmarks), when it has one, gives the headings: each entry becomes a
+markdown heading of its depth at the start of the page it points to, so chunks get
+heading paths as they do in markdown."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from pypdf import PdfReader
 
@@ -36,6 +41,10 @@ def read_pdf(path: Path, name: str) -> ExtractedText:
         raise UnreadableDocument(
             f"{name}: not a readable PDF ({_reason(exc)})", param="file"
         ) from None
+    if any(texts):
+        for number, headings in _outline(reader).items():
+            if 0 <= number < len(texts):
+                texts[number] = "\n\n".join([*headings, texts[number]]).strip()
     if not any(texts):
         raise UnreadableDocument(
             f"{name}: the PDF has no text layer (a scan?); it would need OCR, which the "
@@ -47,6 +56,28 @@ def read_pdf(path: Path, name: str) -> ExtractedText:
         starts.append(offset)
         offset += len(text) + len(PAGE_BREAK)
     return ExtractedText(PAGE_BREAK.join(texts), "pdf", tuple(starts))
+
+
+def _outline(reader: PdfReader) -> dict[int, list[str]]:
+    """Page index → the markdown headings of the outline entries pointing to it, in
+    order; nothing when the outline cannot be read (it is optional)."""
+    found: dict[int, list[str]] = defaultdict(list)
+
+    def walk(entries: list[Any], depth: int) -> None:
+        for entry in entries:
+            if isinstance(entry, list):
+                walk(entry, depth + 1)
+                continue
+            title = " ".join(str(getattr(entry, "title", "") or "").split())
+            page = reader.get_destination_page_number(entry)
+            if title and page is not None and depth <= 6:
+                found[page].append(f"{'#' * depth} {title}")
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:  # a damaged outline costs the headings, not the document
+        return {}
+    return found
 
 
 def _reason(exc: Exception) -> str:
