@@ -6,15 +6,18 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from application.fair_embedder import FairEmbedder
-from domain.chunking import TokenCounter
+from domain.chunking import ChunkSize, TokenCounter, on_pages
 from domain.documents import (
     K_RANGE,
     Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
@@ -22,15 +25,39 @@ from domain.documents import (
     SearchQuery,
     control_characters,
     document_id_for,
+    file_name_problem,
 )
-from domain.errors import InvalidRequest, NotFound, PermissionDenied
+from domain.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RequestTooLarge,
+    UnsupportedDocument,
+)
 from domain.principal import Capability, Principal
 from ports.document_index import DocumentIndex
+from ports.document_reader import DocumentReader
 from ports.embedder import Embedder
 
-# (document id, text, count_tokens) → chunks; the domain's chunking, configured.
-Chunker = Callable[[str, str, Callable[[str], int]], list[Chunk]]
 GLOBAL_OWNER = "*"
+MAX_CHUNK_TOKENS = 512  # the embedders' input window
+
+
+class Chunker(Protocol):
+    """The domain's chunking, configured (its keywords: a request's own chunk size)."""
+
+    def __call__(
+        self, document_id: str, text: str, count_tokens: TokenCounter, /, **size: int
+    ) -> list[Chunk]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOptions:
+    """A request's own chunk size and overlap (None: the gateway's)."""
+
+    size: int | None = None
+    overlap: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +66,18 @@ class NewDocument:
     text: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     scope: Scope = Scope.TENANT
+    size: ChunkOptions | None = None  # None: the gateway's configured chunk size
+    page_starts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file on local disk; ``name`` (as the client sent it) is its document's source
+    unless a ``source`` is given for it."""
+
+    name: str
+    path: Path
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +85,20 @@ class Ingested:
     id: str
     source: str
     chunk_count: int
+    replaced: bool = False  # a document with this source was there before
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A file of an upload that was not ingested (the others were), and why."""
+
+    source: str
+    error: GatewayError
+
+
+# A file's own fault: the other files of its upload go on. Anything else (a key that may
+# not write, a store that is down) stops the whole upload.
+_FILE_FAULTS = (InvalidRequest, UnsupportedDocument, RequestTooLarge)
 
 
 class _Stopped(Exception):
@@ -87,7 +140,11 @@ class KnowledgeBase:
         fair: FairEmbedder | None = None,
         threshold: float | None = None,
         mode: SearchMode = SearchMode.HYBRID,
+        reader: DocumentReader | None = None,
+        chunk_size: ChunkSize | None = None,
     ) -> None:
+        self._reader = reader
+        self._chunk_size = chunk_size or ChunkSize()
         self._embedder = embedder
         self._index = index
         self._chunker = chunker
@@ -108,8 +165,60 @@ class KnowledgeBase:
             results.append(await self._ingest_one(principal, new))
         return results
 
+    async def ingest_files(
+        self,
+        principal: Principal,
+        files: Sequence[UploadedFile],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        scope: Scope = Scope.TENANT,
+        size: ChunkOptions | None = None,
+    ) -> list[Ingested | Refused]:
+        """Each file read by its content and ingested as a document; a file that cannot
+        be is ``Refused`` (nothing of it stored) and the others go on."""
+        if self._reader is None:
+            raise UnsupportedDocument("this gateway reads no files")
+        self._check_size(size)
+        outcomes: list[Ingested | Refused] = []
+        for file in files:
+            source = file.source or file.name
+            try:
+                problem = file_name_problem(file.name)
+                if problem:
+                    raise InvalidRequest(f"{file.name!r}: {problem}", param="file")
+                extracted = await self._reader.read(file.name, file.path)
+                new = NewDocument(
+                    source, extracted.text, dict(metadata or {}), scope, size, extracted.page_starts
+                )
+                self._check(principal, new, "")
+                outcomes.append(await self._ingest_one(principal, new))
+            except _FILE_FAULTS as exc:
+                outcomes.append(Refused(source, exc))
+        return outcomes
+
+    def _resolved(self, options: ChunkOptions | None) -> ChunkSize | None:
+        if options is None or (options.size is None and options.overlap is None):
+            return None
+        default = self._chunk_size
+        return ChunkSize(
+            default.max_tokens if options.size is None else options.size,
+            default.overlap_tokens if options.overlap is None else options.overlap,
+        )
+
+    def _check_size(self, options: ChunkOptions | None) -> None:
+        size = self._resolved(options)
+        if size is None:
+            return
+        problem = size.problem()
+        if problem is None and size.max_tokens > MAX_CHUNK_TOKENS:
+            problem = f"chunk_size must be at most {MAX_CHUNK_TOKENS} tokens"
+        if problem:
+            param = "chunk_overlap" if "chunk_overlap" in problem else "chunk_size"
+            raise InvalidRequest(problem, param=param)
+
     def _check(self, principal: Principal, new: NewDocument, where: str) -> None:
         prefix = f"{where}." if where else ""
+        self._check_size(new.size)
         if not new.source.strip():
             raise InvalidRequest("a document needs a non-empty `source`", param=f"{prefix}source")
         hidden = control_characters(new.source)
@@ -141,11 +250,20 @@ class KnowledgeBase:
             text=new.text,
             scope=new.scope,
             metadata=dict(new.metadata),
+            page_starts=new.page_starts,
+        )
+        resolved = self._resolved(new.size)
+        size = (
+            {"max_tokens": resolved.max_tokens, "overlap_tokens": resolved.overlap_tokens}
+            if resolved
+            else {}
         )
         # Chunking a large document is CPU work (seconds for megabytes): off the event
         # loop, and stopped when the ingest is cancelled (a client gone, a shutdown).
         chunks = await _stoppable(
-            lambda count: self._chunker(document.id, document.text, count),
+            lambda count: on_pages(
+                self._chunker(document.id, document.text, count, **size), document.page_starts
+            ),
             self._embedder.count_tokens,
         )
         if not chunks:
@@ -159,8 +277,9 @@ class KnowledgeBase:
         # The tenant's turn on the shared embedder: nothing is written until every chunk
         # has its vector, so an ingest cancelled here leaves the index as it was.
         vectors = await self._fair.embed(principal.tenant, [c.text for c in chunks])
+        before = await self._index.get_document(owner, document.id, with_chunks=False)
         await self._index.replace(document, chunks, vectors)
-        return Ingested(document.id, document.source, len(chunks))
+        return Ingested(document.id, document.source, len(chunks), replaced=before is not None)
 
     async def search(
         self,
@@ -191,9 +310,26 @@ class KnowledgeBase:
         )
 
     async def list(
-        self, principal: Principal, limit: int, after: str | None = None
+        self,
+        principal: Principal,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
-        return await self._index.list_documents(principal.tenant, limit, after)
+        """The documents the tenant sees (its own and global ones), by id; ``where``
+        narrows them (a source prefix, metadata values)."""
+        return await self._index.list_documents(principal.tenant, limit, after, where)
+
+    async def get(
+        self, principal: Principal, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail:
+        """A document the tenant sees (its own or a global one), with its chunks in
+        order when asked; ``NotFound`` for any other id."""
+        for owner in (principal.tenant, GLOBAL_OWNER):
+            found = await self._index.get_document(owner, document_id, with_chunks=with_chunks)
+            if found is not None:
+                return found
+        raise NotFound(f"no document {document_id!r}", param="id")
 
     async def delete(self, principal: Principal, document_id: str) -> None:
         if principal.tenant == GLOBAL_OWNER and not principal.may(

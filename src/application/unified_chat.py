@@ -18,6 +18,7 @@ from application.knowledge_base import KnowledgeBase
 from application.memories import Memories
 from domain.budget import LatencyBudget
 from domain.chat import ChatRequest, Usage
+from domain.citations import Citation, citations_in
 from domain.context import ContextBundle
 from domain.conversation import Conversation
 from domain.errors import BackendUnavailable, InvalidRequest
@@ -50,7 +51,7 @@ class UnifiedChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Degradation:
-    stage: str
+    stage: Stage
     reason: str
 
 
@@ -74,6 +75,8 @@ class UnifiedMetadata:
     degraded: list[Degradation] = field(default_factory=list)
     within_budget: bool = True
     latency_budget_ms: float = 0.0
+    # The numbered passages the answer cites ([n] in its text), in order.
+    citations: list[Citation] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -346,6 +349,7 @@ class UnifiedChat:
             self._generation_request(request, conversation, retrieved.context, stream=False)
         )
         metadata.generation_ms = round((self._clock.monotonic() - started) * 1000, 3)
+        metadata.citations = citations_in(completion.content, retrieved.context.documents)
         if completion.finish_reason is not None:  # a cut answer is no turn to remember
             await self._remember(
                 principal, request, conversation.query, completion.content or "", metadata
@@ -382,6 +386,7 @@ class UnifiedChat:
 
         async def finish(done: ChatStream) -> tuple[UnifiedMetadata, Usage | None]:
             metadata.generation_ms = round((self._clock.monotonic() - started) * 1000, 3)
+            metadata.citations = citations_in(done.content, retrieved.context.documents)
             if done.finish_reason is not None:  # a cut answer is no turn to remember
                 await self._remember(principal, request, conversation.query, done.content, metadata)
             self._close(metadata, budget)

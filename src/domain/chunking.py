@@ -8,13 +8,20 @@ chunk's last ``overlap_tokens`` (or fewer) words, so a sentence cut at a boundar
 whole in one of the two. A heading always opens a chunk's text with what follows it (it
 never ends a chunk on its own), and a chunk that opens with a heading carries no overlap:
 it starts a new section. Chunking is a pure function: the same text always gives the
-same chunks, with the same ids."""
+same chunks, with the same ids.
+
+Each chunk also says where it comes from: the span of the text it is cut from, and the
+headings it sits under. A markdown table (lines starting with ``|``) is never cut while
+it fits in a chunk, and a chunk holding one takes no overlap: the table stays whole with
+its heading. A table too large for a chunk is cut between rows, each part repeating the
+header row."""
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from domain.documents import Chunk, Document, chunk_id_for
 
@@ -23,6 +30,7 @@ OVERLAP_TOKENS = 30
 
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
 _FENCE = re.compile(r"^ {0,3}(?:```|~~~)")
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 PARAGRAPH, LINE, SPACE, NOTHING = "\n\n", "\n", " ", ""
 
@@ -30,10 +38,31 @@ TokenCounter = Callable[[str], int]
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkSize:
+    """How chunks are cut, in the embedder's tokens."""
+
+    max_tokens: int = MAX_TOKENS
+    overlap_tokens: int = OVERLAP_TOKENS
+
+    def problem(self) -> str | None:
+        if self.max_tokens < 16:
+            return f"chunk_size must be at least 16 tokens, got {self.max_tokens}"
+        if not 0 <= self.overlap_tokens < self.max_tokens:
+            return (
+                f"chunk_overlap must be at least 0 and less than chunk_size "
+                f"({self.max_tokens}), got {self.overlap_tokens}"
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class _Piece:
     text: str
     separator: str  # what joins it to the text before it
     heading: bool = False
+    start: int = 0  # its span in the document's text
+    end: int = 0
+    table: bool = False
 
 
 def chunk_document(
@@ -61,55 +90,165 @@ def chunk_text(
         )
     # Pieces leave room for the overlap, so it always fits before any of them.
     limit = max_tokens - overlap_tokens
-    pieces = [p for block in _blocks(text) for p in _fitted(block, limit, count_tokens)]
+    blocks = list(_blocks(text))
+    pieces = [p for block in blocks for p in _fitted(block, limit, max_tokens, count_tokens, text)]
     texts: list[str] = []
-    current = ""
+    spans: list[tuple[int, int]] = []
+    current, span = "", (0, 0)
     for group in _groups(pieces, max_tokens, count_tokens):
         candidate = _join(current, group)
         if current and count_tokens(candidate) <= max_tokens:
-            current = candidate
+            current, span = candidate, (span[0], group[-1].end)
             continue
         if current:
             texts.append(current)
-        current = _join("", group)
-        if texts and not group[0].heading:
+            spans.append(span)
+        current, span = _join("", group), (group[0].start, group[-1].end)
+        if texts and not group[0].heading and not any(p.table for p in group):
             separator = group[0].separator
             tail = _overlap(texts[-1], current, separator, overlap_tokens, max_tokens, count_tokens)
             current = f"{tail}{separator}{current}" if tail else current
     if current:
         texts.append(current)
-    return [Chunk(chunk_id_for(document_id, i), document_id, i, t) for i, t in enumerate(texts)]
+        spans.append(span)
+    headings = _heading_marks(blocks)
+    return [
+        Chunk(
+            chunk_id_for(document_id, i),
+            document_id,
+            i,
+            t,
+            start=start,
+            end=end,
+            heading_path=_path_at(headings, max(start, end - 1)),
+        )
+        for i, (t, (start, end)) in enumerate(zip(texts, spans, strict=True))
+    ]
+
+
+def on_pages(chunks: Sequence[Chunk], page_starts: Sequence[int]) -> list[Chunk]:
+    """The chunks with the page (1-based) each one's span starts on."""
+    if not page_starts:
+        return list(chunks)
+    return [replace(c, page=max(1, bisect.bisect_right(page_starts, c.start))) for c in chunks]
+
+
+def _heading_marks(blocks: list[_Piece]) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of every heading, in order."""
+    marks = []
+    for block in blocks:
+        if block.heading:
+            level = len(block.text) - len(block.text.lstrip("#"))
+            marks.append((block.start, level, block.text.lstrip("#").strip()))
+    return marks
+
+
+def _path_at(marks: list[tuple[int, int, str]], offset: int) -> tuple[str, ...]:
+    """The headings in force at ``offset``: each one's latest heading of a lower level."""
+    path: list[tuple[int, str]] = []
+    for start, level, title in marks:
+        if start > offset:
+            break
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, title))
+    return tuple(title for _, title in path)
 
 
 def _blocks(text: str) -> Iterator[_Piece]:
     """Headings and paragraphs (a fenced code block is one paragraph, its ``#`` lines
     are not headings)."""
     lines: list[str] = []
+    first = end = 0  # the span of ``lines`` in ``text``
     fenced = False
-    for raw in [*text.splitlines(), ""]:
+    offset = 0
+    for raw in [*text.splitlines(keepends=True), ""]:
+        at, offset = offset, offset + len(raw)
         line = raw.rstrip()
         if _FENCE.match(line):
             fenced = not fenced
         elif not fenced and (not line.strip() or _HEADING.match(line)):
             if lines:
-                yield _Piece(LINE.join(lines).strip(), PARAGRAPH)
+                yield _paragraph(lines, first, end)
                 lines = []
             if line.strip():
-                yield _Piece(line.strip(), PARAGRAPH, heading=True)
+                lead = len(line) - len(line.lstrip())
+                yield _Piece(line.strip(), PARAGRAPH, True, at + lead, at + len(line))
             continue
+        if not lines:
+            first = at + len(line) - len(line.lstrip())
         lines.append(line)
+        end = at + len(line)
     if lines:  # an unclosed fence runs to the end
-        yield _Piece(LINE.join(lines).strip(), PARAGRAPH)
+        yield _paragraph(lines, first, end)
 
 
-def _fitted(piece: _Piece, limit: int, count: TokenCounter) -> list[_Piece]:
-    """``piece`` cut until every part counts at most ``limit``; the first part keeps the
-    piece's separator."""
-    if count(piece.text) <= limit or len(piece.text) <= 1:
+def _paragraph(lines: list[str], start: int, end: int) -> _Piece:
+    text = LINE.join(lines).strip()
+    rows = text.split(LINE)
+    table = (
+        len(rows) >= 2
+        and all(row.lstrip().startswith("|") for row in rows)
+        and bool(_TABLE_RULE.match(rows[1].strip()))
+    )
+    return _Piece(text, PARAGRAPH, False, start, end, table)
+
+
+def _fitted(
+    piece: _Piece, limit: int, max_tokens: int, count: TokenCounter, text: str
+) -> list[_Piece]:
+    """``piece`` cut until every part counts at most ``limit`` (a table: ``max_tokens``,
+    it takes no overlap); the first part keeps the piece's separator. Each part keeps
+    its span in ``text``."""
+    if count(piece.text) <= (max_tokens if piece.table else limit) or len(piece.text) <= 1:
         return [piece]
+    if piece.table:
+        return _table_parts(piece, max_tokens, count, text)
     parts, separator = _cut(piece.text)
-    cut = [_Piece(part, separator if i else piece.separator) for i, part in enumerate(parts)]
-    return [fitted for part in cut for fitted in _fitted(part, limit, count)]
+    cut = []
+    cursor = piece.start
+    for i, part in enumerate(parts):
+        found = text.find(part, cursor, piece.end)
+        start = found if found >= 0 else cursor
+        end = start + len(part) if found >= 0 else min(piece.end, cursor + len(part))
+        cut.append(_Piece(part, separator if i else piece.separator, False, start, end))
+        cursor = end
+    return [fitted for part in cut for fitted in _fitted(part, limit, max_tokens, count, text)]
+
+
+def _table_parts(piece: _Piece, max_tokens: int, count: TokenCounter, text: str) -> list[_Piece]:
+    """A table too large for a chunk, cut between rows; each part opens with the header
+    row and its rule. A single row too large is cut as any text would be."""
+    header, rule, *rows = piece.text.split(LINE)
+    parts: list[_Piece] = []
+    body: list[str] = []
+    cursor = piece.start
+
+    def flush() -> None:
+        nonlocal cursor
+        first = text.find(body[0], cursor, piece.end)
+        last = text.find(body[-1], max(first, cursor), piece.end)
+        start = first if first >= 0 else cursor
+        end = last + len(body[-1]) if last >= 0 else piece.end
+        table = LINE.join([header, rule, *body])
+        parts.append(_Piece(table, piece.separator if not parts else PARAGRAPH, False, start,
+                            end, table=True))  # fmt: skip
+        cursor = end
+
+    for row in rows:
+        if body and count(LINE.join([header, rule, *body, row])) > max_tokens:
+            flush()
+            body = []
+        body.append(row)
+    if body:
+        flush()
+    if parts:
+        parts[0] = replace(parts[0], start=piece.start)
+    oversized = [p for p in parts if count(p.text) > max_tokens]
+    if not oversized:
+        return parts
+    plain = [replace(p, table=False) for p in parts]
+    return [f for p in plain for f in _fitted(p, max_tokens, max_tokens, count, text)]
 
 
 def _cut(text: str) -> tuple[list[str], str]:

@@ -17,7 +17,8 @@ PREAMBLE = (
 _HEADERS = (
     "The latest turns with this user:\n<recent>\n\n</recent>",
     "What the user said before:\n<memories>\n\n</memories>",
-    "From the knowledge base:\n<documents>\n\n</documents>",
+    "From the knowledge base (numbered passages: cite each one you use by its number in "
+    "brackets, as [1]):\n<documents>\n\n</documents>",
 )
 _TAGS = ("<recent>", "</recent>", "<memories>", "</memories>", "<documents>", "</documents>")
 

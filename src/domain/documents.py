@@ -35,6 +35,21 @@ def control_characters(text: str) -> list[str]:
     return [f"\\x{ord(c):02x}" for c in sorted(found)]
 
 
+def file_name_problem(name: str) -> str | None:
+    """Why an uploaded file's name cannot be a document's source, if it cannot: a
+    control character (a newline would forge log lines), a ``..`` segment or an
+    absolute path (a source names a place in the tenant's namespace, never outside)."""
+    hidden = control_characters(name)
+    if hidden:
+        return f"its name has control characters ({', '.join(hidden)})"
+    segments = name.replace("\\", "/").split("/")
+    if ".." in segments:
+        return "its name has a `..` path segment"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "its name is an absolute path"
+    return None
+
+
 def document_id_for(tenant: str, scope: Scope, source: str) -> str:
     """Stable: the same source ingested again by the same tenant is the same document."""
     owner = "*" if scope is Scope.GLOBAL else tenant
@@ -57,14 +72,35 @@ class Document:
     text: str
     scope: Scope = Scope.TENANT
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Where each page starts in ``text`` (a PDF's pages; empty: the text has no pages).
+    page_starts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    """``start``/``end``: the span of the document's text the chunk is cut from (its
+    overlap with the chunk before not counted); ``heading_path``: the headings it sits
+    under, outermost first; ``page``: the page its span starts on (1-based, None when
+    the document has no pages)."""
+
     id: str
     document_id: str
     index: int
     text: str
+    start: int = 0
+    end: int = 0
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedText:
+    """What a file reader makes of a file: markdown-like text (headings as ``#`` lines,
+    tables as markdown tables), where its pages start, and the format it was read as."""
+
+    text: str
+    format: str
+    page_starts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +112,38 @@ class DocumentSummary:
     chunk_count: int
     created_at: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentDetail:
+    """A document as it can be read back: its summary and, when asked for, its chunks
+    in order."""
+
+    summary: DocumentSummary
+    chunks: tuple[Chunk, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentListFilter:
+    """``source_prefix``: sources that start with it; ``metadata``: exact values."""
+
+    source_prefix: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def admits(self, summary: DocumentSummary) -> bool:
+        if self.source_prefix and not summary.source.startswith(self.source_prefix):
+            return False
+        return all(
+            key in summary.metadata and _as_query_text(summary.metadata[key]) == str(value)
+            for key, value in self.metadata.items()
+        )
+
+
+def _as_query_text(value: Any) -> str:
+    """A metadata value as a query string writes it (``true``, ``3``, ``docs``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,25 @@ class UnsupportedParameter(InvalidRequest):
     code = "unsupported_parameter"
 
 
+class RequestTooLarge(GatewayError):
+    """The request (an upload, a document) is larger than the gateway accepts."""
+
+    code = "request_too_large"
+
+
+class UnsupportedDocument(GatewayError):
+    """A file whose content is of no type the knowledge base can read."""
+
+    code = "unsupported_media_type"
+
+
+class UnreadableDocument(InvalidRequest):
+    """A file of a known type that cannot be read: corrupt, encrypted, a zip bomb, a
+    scan without a text layer. The message names the file and the reason."""
+
+    code = "unreadable_document"
+
+
 class ModelNotFound(GatewayError):
     code = "model_not_found"
 

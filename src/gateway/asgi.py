@@ -24,6 +24,7 @@ def build(settings: Settings) -> ASGIApp:
         max_target_bytes=settings.max_uri_bytes,
         max_header_bytes=settings.max_header_bytes,
         body_timeout_s=settings.body_read_timeout_s,
+        upload_dir=settings.data_path / "uploads",
         version=__version__,
     )
 

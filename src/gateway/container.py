@@ -18,6 +18,7 @@ import structlog
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
+from adapters.documents.file_reader import SniffingFileReader
 from adapters.http.services import Services
 from adapters.inference.http_client import UpstreamClient
 from adapters.inference.keepalive import KeepAliveTransport
@@ -45,7 +46,7 @@ from application.model_router import ModelRouter
 from application.protocols.client_context import ClientContext
 from application.unified_chat import ChatLimits, UnifiedChat
 from domain.chat import SEED_DEFAULT_MODEL
-from domain.chunking import chunk_text
+from domain.chunking import ChunkSize, chunk_text
 from domain.circuit import CircuitBreaker
 from domain.documents import SearchMode
 from domain.errors import BackendUnavailable, ConfigurationError
@@ -549,6 +550,8 @@ class Container(containers.DeclarativeContainer):
             fair=f,
             threshold=s.rag_threshold or None,
             mode=SearchMode(s.rag_mode),
+            reader=SniffingFileReader(),
+            chunk_size=ChunkSize(s.chunk_tokens, s.chunk_overlap),
         ),
         settings,
         embedder,

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from domain.documents import Chunk, Document, DocumentHit, DocumentSummary, Page, SearchQuery
+from domain.documents import (
+    Chunk,
+    Document,
+    DocumentDetail,
+    DocumentHit,
+    DocumentListFilter,
+    DocumentSummary,
+    Page,
+    SearchQuery,
+)
 from domain.health import ServiceHealth
 
 
@@ -31,9 +40,22 @@ class DocumentIndex(Protocol):
         ...
 
     async def list_documents(
-        self, tenant: str, limit: int, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
-        """Documents visible to ``tenant``, ordered by id, after the id ``after``."""
+        """Documents visible to ``tenant``, ordered by id, after the id ``after``, those
+        ``where`` admits only."""
+        ...
+
+    async def get_document(
+        self, tenant: str, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail | None:
+        """The document ``tenant`` owns (``"*"``: a global one) with this id, if it is
+        complete (listed); with its chunks in order (their text, span, heading path and
+        page) when ``with_chunks``."""
         ...
 
     async def delete(self, tenant: str, document_id: str) -> bool:

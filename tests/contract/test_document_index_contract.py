@@ -12,7 +12,14 @@ import pytest
 
 from adapters.qdrant.engine import RRF_K, prefetch_depth, unit
 from adapters.vector.qdrant_index import QdrantEdgeIndex
-from domain.documents import Chunk, Document, Scope, SearchMode, chunk_id_for
+from domain.documents import (
+    Chunk,
+    Document,
+    DocumentListFilter,
+    Scope,
+    SearchMode,
+    chunk_id_for,
+)
 from domain.errors import IndexUnavailable, InvalidRequest
 from domain.health import Status
 
@@ -463,3 +470,61 @@ async def test_an_unreachable_server_is_index_unavailable(
     health = await index.check()
     assert health.status is Status.UNHEALTHY
     assert health.detail
+
+
+# --- read-back ----------------------------------------------------------------------------
+
+
+async def test_a_document_reads_back_with_its_chunks_in_order(
+    document_index: IndexUnderTest,
+) -> None:
+    index = document_index.index
+    document = Document("doc_readback", "acme", "guide.md", "x", page_starts=(0, 40))
+    chunks = [
+        Chunk(chunk_id_for(document.id, i), document.id, i, text, start=i * 40, end=i * 40 + 30,
+              heading_path=("Guide", f"Part {i}"), page=i + 1)
+        for i, text in enumerate(MANUAL[:2])
+    ]  # fmt: skip
+    await index.replace(document, list(reversed(chunks)), [[1.0] * DIMENSION] * 2)
+    plain = await index.get_document("acme", document.id)
+    full = await index.get_document("acme", document.id, with_chunks=True)
+    assert plain is not None
+    assert full is not None
+    assert plain.chunks is None
+    assert plain.summary.source == "guide.md"
+    assert full.summary.chunk_count == 2
+    assert full.chunks == tuple(chunks)
+    assert await index.get_document("globex", document.id) is None
+    assert await index.get_document("acme", "doc_none", with_chunks=True) is None
+    hits = await document_index.search("acme", MANUAL[0], k=2)
+    top = next(h for h in hits if h.text == MANUAL[0])
+    assert top.metadata["chunk_id"] == chunks[0].id
+    assert (top.metadata["start"], top.metadata["end"], top.metadata["page"]) == (0, 30, 1)
+    assert top.metadata["heading_path"] == ["Guide", "Part 0"]
+
+
+async def test_a_global_document_reads_back_under_the_global_owner(
+    document_index: IndexUnderTest,
+) -> None:
+    document = await document_index.ingest("acme", "shared.md", MANUAL, scope=Scope.GLOBAL)
+    assert await document_index.index.get_document("acme", document.id) is None
+    found = await document_index.index.get_document("*", document.id)
+    assert found is not None
+    assert found.summary.scope is Scope.GLOBAL
+
+
+async def test_the_list_filters_by_source_prefix_and_metadata(
+    document_index: IndexUnderTest,
+) -> None:
+    await document_index.ingest("acme", "projA/a.md", MANUAL[:1], metadata={"lang": "en"})
+    await document_index.ingest("acme", "projA/b.md", MANUAL[1:2], metadata={"lang": "fr"})
+    await document_index.ingest("acme", "projB/a.md", MANUAL[2:], metadata={"lang": "en"})
+    index = document_index.index
+
+    async def sources(where: DocumentListFilter) -> list[str]:
+        page = await index.list_documents("acme", 100, None, where)
+        return sorted(s.source for s in page.data)
+
+    assert await sources(DocumentListFilter("projA/")) == ["projA/a.md", "projA/b.md"]
+    assert await sources(DocumentListFilter(None, {"lang": "en"})) == ["projA/a.md", "projB/a.md"]
+    assert await sources(DocumentListFilter("projA/", {"lang": "en"})) == ["projA/a.md"]

@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT, FakeUpstream, GatewayProcess, free_port, start_gateway, stop
+from tests.document_files import pdf
 from tests.e2e.clients import api_client
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY
 from tests.e2e.openai_errors import assert_openai_error
@@ -179,13 +180,26 @@ def test_multipart_upload_of_two_files(fake_gateway: GatewayProcess) -> None:
     assert [d["source"] for d in response.json()["data"]] == names
 
 
-def test_pdf_upload_is_415(fake_gateway: GatewayProcess) -> None:
+def test_pdf_upload_is_ingested_and_found(fake_gateway: GatewayProcess) -> None:
+    word, name = unique("heliotrope"), unique("report") + ".pdf"
+    filler = [f"Line {n} of the quarterly report on sales." for n in range(40)]
+    data = pdf([filler, [*filler, f"The {word} project closed on time."]])
+    with api_client(fake_gateway, DEVELOPER_KEY) as client:
+        response = client.post("/v1/documents", files={"file": (name, data, "application/pdf")})
+        hits = search(client, word, k=1, filter={"source": name})
+    assert response.status_code == 201, response.text
+    assert response.json()["data"][0]["source"] == name
+    assert word in hits[0]["text"]
+    assert hits[0]["metadata"]["page"] == 2
+
+
+def test_a_truncated_pdf_is_400_naming_the_file(fake_gateway: GatewayProcess) -> None:
     with api_client(fake_gateway, DEVELOPER_KEY) as client:
         response = client.post(
             "/v1/documents", files={"file": ("report.pdf", b"%PDF-1.7\n", "application/pdf")}
         )
-    error = assert_openai_error(response, 415, code="unsupported_media_type")
-    assert "report.pdf" in error["message"]
+    error = assert_openai_error(response, 400, code="unreadable_document")
+    assert error["message"].startswith("report.pdf: ")
 
 
 @pytest.mark.parametrize("text", ["", "  \n\t "], ids=["empty", "blank"])

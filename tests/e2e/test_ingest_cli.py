@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests import document_files
 from tests.conftest import ROOT, GatewayProcess, free_port
 from tests.e2e.clients import api_client
 from tests.e2e.conftest import DEVELOPER_KEY, STANDARD_KEY
@@ -27,7 +28,8 @@ CORPUS_SOURCES = {
     "travel-insurance.md",
 }
 SUMMARY = re.compile(
-    r"^ingested (?P<done>\d+) of (?P<files>\d+) files \((?P<chunks>\d+) chunks\) "
+    r"^ingested (?P<done>\d+) of (?P<files>\d+) files \((?P<added>\d+) added, "
+    r"(?P<replaced>\d+) replaced; (?P<chunks>\d+) chunks\) "
     r"in \d+\.\d s; (?P<failed>\d+) failed(, (?P<unsent>\d+) not sent)?$",
     re.MULTILINE,
 )
@@ -182,10 +184,71 @@ def test_no_gateway_listening_is_exit_2() -> None:
         (("examples/corpus",), "no API key"),
         (("examples/corpus", "--key", "k", "--metadata", "{oops"), "--metadata is not JSON"),
         (("no/such/folder", "--key", "k"), "no/such/folder: no such file or folder"),
+        (("examples/corpus", "--key", "k", "--prefix", "../up"), "--prefix '../up'"),
     ],
-    ids=["no-key", "metadata-not-json", "missing-path"],
+    ids=["no-key", "metadata-not-json", "missing-path", "prefix-dot-dot"],
 )
 def test_usage_errors_are_exit_2(args: tuple[str, ...], message: str) -> None:
     result = gateway_ingest(*args, "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
+
+
+def project(root: Path, name: str, readme: str) -> Path:
+    folder = root / name
+    (folder / "docs").mkdir(parents=True)
+    (folder / "README.md").write_text(readme)
+    (folder / "docs" / "guide.md").write_text(f"# Guide of {name}\n\nHow to use {name}.")
+    (folder / "docs" / "manual.pdf").write_bytes(
+        document_files.pdf([[f"The {name} manual, page one."], ["Page two of it."]])
+    )
+    return folder
+
+
+def test_prefixes_keep_two_projects_apart_and_the_summary_tells_added_from_replaced(
+    fake_gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    first = project(tmp_path, "projA", "The readme of project A.")
+    second = project(tmp_path, "projB", "The readme of project B.")
+    key = ("--url", fake_gateway.url, "--key", DEVELOPER_KEY)
+    a = gateway_ingest(str(first), "--prefix", f"{tag}/projA", *key)
+    b = gateway_ingest(str(second), "--prefix", f"{tag}/projB/", *key)
+    (first / "README.md").write_text("The readme of project A, second edition.")
+    (first / "NEW.md").write_text("Added later.")
+    dry = gateway_ingest(str(first), "--prefix", f"{tag}/projA", "--dry-run", *key)
+    listed_before_rerun = sources_of(fake_gateway)
+    again = gateway_ingest(str(first), "--prefix", f"{tag}/projA", *key)
+    assert a.returncode == b.returncode == again.returncode == 0, a.stderr + b.stderr
+    assert (summary(a)["added"], summary(a)["replaced"], summary(a)["files"]) == (3, 0, 3)
+    assert (summary(b)["added"], summary(b)["replaced"]) == (3, 0)
+    assert (summary(again)["added"], summary(again)["replaced"]) == (1, 3)
+    expected = {
+        f"{tag}/{p}/{f}" for p in ("projA", "projB") for f in ("README.md", "docs/guide.md",
+                                                                "docs/manual.pdf")
+    }  # fmt: skip
+    listed = sources_of(fake_gateway)
+    assert expected | {f"{tag}/projA/NEW.md"} <= set(listed)
+    # The dry run said so, and sent nothing.
+    assert dry.returncode == 0, dry.stderr
+    assert f"would add {tag}/projA/NEW.md" in dry.stdout
+    assert f"would replace {tag}/projA/README.md" in dry.stdout
+    assert "dry run: 4 files, 1 would be added, 3 replaced; nothing sent" in dry.stdout
+    assert f"{tag}/projA/NEW.md" not in listed_before_rerun
+    pdf_id = listed[f"{tag}/projA/docs/manual.pdf"]["id"]
+    with api_client(fake_gateway) as client:
+        chunks = client.get(f"/v1/documents/{pdf_id}?include=chunks").json()["chunks"]
+    assert chunks[0]["page"] == 1
+
+
+def test_chunk_size_is_an_option(fake_gateway: GatewayProcess, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    (tmp_path / "long.md").write_text(" ".join(f"Sentence {n} about tea." for n in range(200)))
+    key = ("--url", fake_gateway.url, "--key", DEVELOPER_KEY)
+    default = gateway_ingest(str(tmp_path), "--prefix", f"{tag}/default", *key)
+    small = gateway_ingest(
+        str(tmp_path), "--prefix", f"{tag}/small", "--chunk-size", "40", "--chunk-overlap", "5",
+        *key,
+    )  # fmt: skip
+    assert default.returncode == small.returncode == 0, small.stderr
+    assert summary(small)["chunks"] > summary(default)["chunks"]

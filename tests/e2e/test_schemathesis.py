@@ -54,6 +54,7 @@ OPERATIONS = {
     "POST /v1/memories/search": True,
     "GET /v1/documents": True,
     "POST /v1/documents": True,
+    "GET /v1/documents/{document_id}": True,
     "DELETE /v1/documents/{document_id}": False,
     "GET /v1/keys": False,
     "POST /v1/keys": True,

@@ -34,6 +34,11 @@ METADATA_FIELDS = {
     "degraded", "embedding_ms", "within_budget",
 }  # fmt: skip
 TENANT_KEYS = "sk-a:standard:acme,sk-b:standard:globex"
+# The seed's fields of a passage, then where it comes from (added fields only).
+PASSAGE_FIELDS = {
+    "text", "score", "similarity", "metadata",
+    "number", "document_id", "source", "chunk_id", "page", "heading_path", "start", "end",
+}  # fmt: skip
 UNREACHABLE_MODEL = "unreachable-model"
 
 
@@ -126,8 +131,14 @@ def assert_context_shape(context: dict[str, Any]) -> None:
         assert isinstance(memory["score"], float)
         assert isinstance(memory["similarity"], float)
         assert is_iso_timestamp(memory["timestamp"]), memory
-    for document in context["rag_documents"]:
-        assert set(document) == {"text", "score", "similarity", "metadata"}, document
+    for number, document in enumerate(context["rag_documents"], 1):
+        assert set(document) == PASSAGE_FIELDS, document
+        assert document["number"] == number  # as the model saw it: [number]
+        assert document["document_id"] == document["metadata"]["document_id"]
+        assert document["source"] == document["metadata"]["source"]
+        assert isinstance(document["chunk_id"], str)
+        assert isinstance(document["heading_path"], list)
+        assert 0 <= document["start"] <= document["end"]
         assert isinstance(document["text"], str)
         assert isinstance(document["score"], float)
         assert isinstance(document["similarity"], float)
@@ -416,6 +427,29 @@ def assert_unified_events(response: httpx.Response) -> list[dict[str, Any]]:
     return events
 
 
+def test_citations_map_the_answers_numbers_to_the_passages(
+    client: httpx.Client, fake_gateway: GatewayProcess
+) -> None:
+    marker = unique("citrine")
+    ingest(fake_gateway, f"# Lamps\n\nThe {marker} lamp burns oil.", f"{marker}.md")
+    # The fake upstream's __echo__ answers with the request it got: the passages
+    # numbered in the system message, so the "answer" cites each of them.
+    echoed = chat(client, f"__echo__ What does the {marker} lamp burn?", use_memory=False, **ROOMY)
+    plain = chat(client, f"What does the {marker} lamp burn?", use_memory=False, **ROOMY)
+    passages = echoed["context"]["rag_documents"]
+    citations = echoed["metadata"]["citations"]
+    assert passages
+    assert [c["number"] for c in citations] == [p["number"] for p in passages]
+    for citation, passage in zip(citations, passages, strict=True):
+        assert citation["chunk_id"] == passage["chunk_id"]
+        assert citation["document_id"] == passage["document_id"]
+    [mine] = [p for p in passages if marker in p["text"]]
+    assert mine["heading_path"] == ["Lamps"]
+    # An answer that cites nothing ("tok0 tok1 ..."): no citation is made up.
+    assert plain["context"]["rag_documents"]
+    assert plain["metadata"]["citations"] == []
+
+
 def test_streaming_sends_context_chunks_metadata_then_done(client: httpx.Client) -> None:
     user = unique("streamer")
     response = client.post(
@@ -427,6 +461,7 @@ def test_streaming_sends_context_chunks_metadata_then_done(client: httpx.Client)
     )
     assert text.split() == [f"tok{i}" for i in range(8)]
     metadata = events[-1]["metadata"]
+    assert metadata["citations"] == []
     assert metadata["memory_stored"] is True
     wait_until_stored(client, user, metadata["memory_id"])
 

@@ -21,7 +21,9 @@ from typing import Any
 from domain.documents import (
     Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
@@ -171,11 +173,20 @@ class FakeDocumentIndex:
             "document_id": stored.document.id,
             "source": stored.document.source,
             "chunk_index": stored.chunk.index,
+            "chunk_id": stored.chunk.id,
+            "start": stored.chunk.start,
+            "end": stored.chunk.end,
+            "heading_path": list(stored.chunk.heading_path),
+            "page": stored.chunk.page,
             "created_at": int(stored.created_at),
         }
 
     async def list_documents(
-        self, tenant: str, limit: int, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
         self._available()
         visible = sorted(
@@ -184,10 +195,26 @@ class FakeDocumentIndex:
                 for s in self.summaries.values()
                 if (s.tenant == tenant or s.scope is Scope.GLOBAL)
                 and (after is None or s.id > after)
+                and (where is None or where.admits(s))
             ),
             key=lambda s: s.id,
         )
         return Page(data=visible[:limit], has_more=len(visible) > limit)
+
+    async def get_document(
+        self, tenant: str, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail | None:
+        self._available()
+        summary = self.summaries.get(document_id)
+        if summary is None or summary.tenant != tenant:
+            return None
+        if not with_chunks:
+            return DocumentDetail(summary)
+        chunks = sorted(
+            (s.chunk for s in self.chunks.values() if s.document.id == document_id),
+            key=lambda c: c.index,
+        )
+        return DocumentDetail(summary, tuple(chunks))
 
     async def delete(self, tenant: str, document_id: str) -> bool:
         self._available()

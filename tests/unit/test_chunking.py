@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from domain.chunking import chunk_document, chunk_text
+from domain.chunking import chunk_document, chunk_text, on_pages
 from domain.documents import Document, chunk_id_for
 
 
@@ -174,3 +174,64 @@ def test_chunk_document_uses_the_documents_id_and_text() -> None:
 def test_overlap_must_be_smaller_than_the_limit() -> None:
     with pytest.raises(ValueError, match="overlap"):
         chunk_text(DOC, MANUAL, words, max_tokens=10, overlap_tokens=10)
+
+
+def test_each_chunk_knows_its_span_and_heading_path() -> None:
+    chunks = chunk_text(DOC, MANUAL, words, max_tokens=60, overlap_tokens=10)
+    for c in chunks:
+        assert 0 <= c.start < c.end <= len(MANUAL)
+        # The chunk's own text (past its overlap) is cut from its span.
+        assert c.text.split()[-1] in MANUAL[c.start : c.end]
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    paths = {c.heading_path for c in chunks}
+    assert ("Espresso machine manual", "Descaling") in paths
+    assert ("Espresso machine manual", "Contacts") in paths
+    assert all(p[0] == "Espresso machine manual" for p in paths)
+
+
+TABLE_DOC = "\n".join(
+    [
+        "# Prices",
+        "",
+        " ".join(SENTENCES[:30]),
+        "",
+        "## Drinks",
+        "",
+        "| Item | Price | Note |",
+        "|---|---|---|",
+        *(f"| item {n} | {n} euro | fine |" for n in range(8)),
+        "",
+        " ".join(SENTENCES[30:60]),
+    ]
+)
+
+
+def test_a_table_is_kept_whole_with_its_heading() -> None:
+    chunks = chunk_text(DOC, TABLE_DOC, words, max_tokens=100, overlap_tokens=20)
+    [holder] = [c for c in chunks if "| item 0 |" in c.text]
+    assert all(f"| item {n} |" in holder.text for n in range(8))
+    assert "## Drinks\n\n| Item | Price | Note |" in holder.text
+    assert holder.heading_path == ("Prices", "Drinks")
+
+
+def test_a_table_larger_than_a_chunk_is_cut_between_rows_repeating_its_header() -> None:
+    chunks = chunk_text(DOC, TABLE_DOC, words, max_tokens=30, overlap_tokens=5)
+    holders = [c for c in chunks if "| item " in c.text]
+    assert len(holders) > 1
+    for c in holders:
+        rows = [line for line in c.text.split("\n") if line.startswith("| item")]
+        assert rows
+        assert "| Item | Price | Note |\n|---|---|---|" in c.text
+        assert all(words(c.text) <= 30 for c in chunks)
+    assert sum(c.text.count("| item ") for c in holders) == 8
+
+
+def test_pages_come_from_where_each_page_starts() -> None:
+    text = "First page text.\n\nSecond page text.\n\nThird page text."
+    starts = (0, text.index("Second"), text.index("Third"))
+    chunks = on_pages(chunk_text(DOC, text, words, max_tokens=4, overlap_tokens=0), starts)
+    assert [(c.text, c.page) for c in chunks] == [
+        ("First page text.", 1),
+        ("Second page text.", 2),
+        ("Third page text.", 3),
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from gateway.ingest import Progress, SourceFile
+from gateway.ingest import Done, Progress, SourceFile
 
 
 class Terminal(io.StringIO):
@@ -21,9 +21,9 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place_and_failures_get_a_line() -> 
     screen = Terminal()
     progress = Progress(FILES, screen)
 
-    progress.ok(FILES[0], 3)
+    progress.ok(FILES[0], Done(3, replaced=False))
     progress.error(FILES[1], "not UTF-8")
-    progress.ok(FILES[2], 1)
+    progress.ok(FILES[2], Done(1, replaced=True))
     progress.close()
 
     output = screen.getvalue()
@@ -40,13 +40,15 @@ def test_elsewhere_each_file_gets_a_line_and_no_control_characters() -> None:
     log = io.StringIO()
     progress = Progress(FILES, log)
 
-    progress.ok(FILES[0], 1)
+    progress.ok(FILES[0], Done(1, replaced=False))
+    progress.ok(FILES[2], Done(2, replaced=True))
     progress.error(FILES[1], "too large")
     progress.close()
 
     assert log.getvalue().splitlines() == [
-        "[1/4] docs/a.md: 1 chunk",
-        "[2/4] docs/b.md: error: too large",
+        "[1/4] docs/a.md: added as a.md (1 chunk)",
+        "[2/4] docs/c.md: replaced as c.md (2 chunks)",
+        "[3/4] docs/b.md: error: too large",
     ]
     assert "\r" not in log.getvalue()
     assert "\033" not in log.getvalue()
@@ -54,6 +56,6 @@ def test_elsewhere_each_file_gets_a_line_and_no_control_characters() -> None:
 
 def test_the_bar_is_full_when_every_file_is_done() -> None:
     progress = Progress(FILES[:1], Terminal())
-    progress.ok(FILES[0], 7)
+    progress.ok(FILES[0], Done(7, replaced=False))
 
     assert progress.bar().startswith("[" + "#" * Progress.WIDTH + "] 1/1 files, 7 chunks")

@@ -383,3 +383,36 @@ async def test_an_answer_without_finish_reason_is_not_remembered(
         metadata = (await world.chat.answer(ALICE, ask("hi", user_id="alice"))).metadata
     assert metadata.memory_stored is False
     assert await world.queue.depth() == 0
+
+
+async def test_passages_are_numbered_and_the_model_is_asked_to_cite_them(world: World) -> None:
+    await world.chat.answer(ALICE, ask("Can orders be returned?", rag_k=2))
+    prompt = world.prompt()
+    assert "[1] (source: " in prompt
+    assert "[2] (source: " in prompt
+    assert "cite each one you use by its number" in prompt
+
+
+async def test_citations_map_the_answers_numbers_to_its_passages(world: World) -> None:
+    # The fake model echoes the question: the answer cites [2] then [1], and a [7] no
+    # passage has.
+    answer = await world.chat.answer(
+        ALICE, ask("returns warranty [2] then [1, 7] and [2]", rag_k=2)
+    )
+    passages = answer.context.documents
+    assert len(passages) == 2
+    cited = [(c.number, c.passage) for c in answer.metadata.citations]
+    assert cited == [(2, passages[1]), (1, passages[0])]
+
+
+async def test_an_answer_citing_nothing_has_no_citations(world: World) -> None:
+    answer = await world.chat.answer(ALICE, ask("Can orders be returned?", rag_k=2))
+    assert answer.context.documents
+    assert answer.metadata.citations == []
+
+
+async def test_a_streamed_answer_has_its_citations_in_the_metadata(world: World) -> None:
+    stream = await world.chat.stream(ALICE, ask("returns warranty, see [1]", rag_k=2))
+    _ = [c async for c in stream.chunks()]
+    metadata, _usage = await stream.finish()
+    assert [(c.number, c.passage) for c in metadata.citations] == [(1, stream.context.documents[0])]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -59,10 +61,13 @@ def create_app(
     max_target_bytes: int = 8192,
     max_header_bytes: int = 32768,
     body_timeout_s: float = 30.0,
+    upload_dir: Path | None = None,
 ) -> ASGIApp:
     """``services`` opens the gateway's resources for the app's lifetime and closes
     them (finishing what is in flight) at shutdown."""
     current: dict[str, Services] = {}
+    # Where multipart uploads are spooled while they are ingested (removed after).
+    spool = upload_dir or Path(tempfile.gettempdir()) / "gateway-uploads"
     options = OptionsAnswers()
     in_flight = InFlight()
 
@@ -114,6 +119,7 @@ def create_app(
                 path="/",
                 route_handlers=[DocumentsController],
                 request_max_body_size=max_document_bytes,
+                dependencies={"upload_dir": Provide(lambda: spool, sync_to_thread=False)},
             ),
             HealthController,
             MetricsController,

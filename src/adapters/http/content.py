@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.handlers.base import BaseRouteHandler
 
@@ -19,9 +17,6 @@ from domain.errors import InvalidRequest
 
 T = TypeVar("T")
 
-# C0 controls, DEL and C1 controls: a file name with one would become a document's
-# source and break log lines, terminals and listings.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Numbers as written: a float64 cannot hold 1e400, a Decimal can (and says so).
 _decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
 
@@ -40,23 +35,8 @@ class JSONBodyRequest(Request[Any, Any, Any]):
     """The application's request class. Litestar decodes the body untyped
     before it validates it, so msgspec reports a number beyond float64 ("Number out of
     range - at `$[...]`") without its field; this names the field. An empty body is
-    named as such (Litestar's own message is ``'data'``)."""
-
-    async def form(self) -> FormMultiDict:
-        """The form, refused when a file name or the ``source`` field holds a control
-        character (newline, NUL, escape...)."""
-        form = await super().form()
-        for field, value in form.multi_items():
-            if isinstance(value, UploadFile) and _CONTROL.search(value.filename or ""):
-                raise InvalidRequest(
-                    f"the file name {value.filename!r} contains a control character",
-                    param="file",
-                )
-            if field == "source" and isinstance(value, str) and _CONTROL.search(value):
-                raise InvalidRequest(
-                    f"source {value!r} contains a control character", param="source"
-                )
-        return form
+    named as such (Litestar's own message is ``'data'``). (Multipart uploads are not
+    read through ``form()``: see ``upload_spool``, which streams them to disk.)"""
 
     async def json(self) -> Any:
         if not (await self.body()).strip():

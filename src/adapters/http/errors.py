@@ -21,7 +21,9 @@ from domain.errors import (
     PermissionDenied,
     QuotaExceeded,
     RateLimited,
+    RequestTooLarge,
     Unauthenticated,
+    UnsupportedDocument,
     UpstreamOverloaded,
     UpstreamRejected,
     UpstreamTimeout,
@@ -34,6 +36,8 @@ log = structlog.get_logger("gateway.http")
 # Most specific first: the first class an error is an instance of decides.
 _DOMAIN_STATUS: tuple[tuple[type[GatewayError], int, str], ...] = (
     (ModelNotFound, 404, "invalid_request_error"),
+    (RequestTooLarge, 413, "invalid_request_error"),
+    (UnsupportedDocument, 415, "invalid_request_error"),
     (NotFound, 404, "invalid_request_error"),
     (InvalidRequest, 400, "invalid_request_error"),
     (Unauthenticated, 401, "invalid_request_error"),

@@ -183,6 +183,9 @@ class DocumentIn(Body):
     source: str
     metadata: Metadata = {}
     scope: Literal["tenant", "global"] = "tenant"
+    # The chunk size and overlap in the embedder's tokens (default: the gateway's).
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
 
 
 class DocumentsIn(Body):
@@ -194,11 +197,24 @@ class IngestedDocument(msgspec.Struct):
     source: str
     chunk_count: int
     object: Literal["document"] = "document"
+    # A document with this source was there before and is replaced.
+    replaced: bool = False
+
+
+class RefusedFile(msgspec.Struct):
+    """A file of an upload that was not ingested (nothing of it stored) and why."""
+
+    source: str
+    status: int
+    code: str | None
+    message: str
 
 
 class IngestedList(msgspec.Struct):
     data: list[IngestedDocument]
     object: Literal["list"] = "list"
+    # The files of an upload that were not ingested (the others were).
+    errors: list[RefusedFile] = []
 
 
 class DocumentOut(msgspec.Struct):
@@ -209,6 +225,31 @@ class DocumentOut(msgspec.Struct):
     created_at: int
     metadata: Metadata
     object: Literal["document"] = "document"
+
+
+class ChunkOut(msgspec.Struct):
+    """A chunk as stored: ``start``/``end`` its span in the document's text (its overlap
+    with the chunk before not counted), ``page`` 1-based (PDF; else null)."""
+
+    id: str
+    text: str
+    page: int | None
+    heading_path: list[str]
+    start: int
+    end: int
+
+
+class DocumentDetailOut(msgspec.Struct):
+    """A document read back; ``chunks`` with ``?include=chunks`` only, in order."""
+
+    id: str
+    source: str
+    scope: Literal["tenant", "global"]
+    chunk_count: int
+    created_at: int
+    metadata: Metadata
+    object: Literal["document"] = "document"
+    chunks: list[ChunkOut] | msgspec.UnsetType = msgspec.UNSET
 
 
 class DocumentPage(msgspec.Struct):
@@ -321,9 +362,34 @@ class MemoryContext(msgspec.Struct):
     timestamp: str
 
 
+class RagPassageOut(DocumentHitOut):
+    """A passage given to the model, numbered as the model saw it (``[number]``), with
+    where it comes from: its document, chunk, page (PDF) and heading path, and its
+    character span in the document's text (``GET /v1/documents/{document_id}``)."""
+
+    number: int = 0
+    document_id: str | None = None
+    source: str | None = None
+    chunk_id: str | None = None
+    page: int | None = None
+    heading_path: list[str] = []
+    start: int | None = None
+    end: int | None = None
+
+
+class CitationOut(msgspec.Struct):
+    """A ``[number]`` the answer cites, mapped to its passage."""
+
+    number: int
+    document_id: str | None
+    source: str | None
+    chunk_id: str | None
+    page: int | None
+
+
 class Context(msgspec.Struct):
     memories: list[MemoryContext]
-    rag_documents: list[DocumentHitOut]
+    rag_documents: list[RagPassageOut]
 
 
 class Degraded(msgspec.Struct):
@@ -344,6 +410,8 @@ class UnifiedMetadataOut(msgspec.Struct):
     embedding_ms: float
     within_budget: bool
     latency_budget_ms: float
+    # The passages the answer cites ([n] in its text), in order; empty when it cites none.
+    citations: list[CitationOut] = []
 
 
 class UnifiedChoice(msgspec.Struct):

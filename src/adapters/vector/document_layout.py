@@ -11,19 +11,24 @@ from typing import Any
 
 from adapters.qdrant.engine import cosine, prefetch_depth
 from domain.documents import (
+    Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
     SearchMode,
     SearchQuery,
+    chunk_id_for,
 )
 from domain.search_filter import SearchFilter
 
 # --- the document layout -----------------------------------------------------------------
 
 KIND, CHUNK, SUMMARY = "kind", "chunk", "document"
+CHUNK_ID = "chunk_id"
 TENANT, SCOPE, DOCUMENT_ID, SOURCE = "tenant", "scope", "document_id", "source"
 CHUNK_INDEX, TEXT, METADATA, CREATED_AT, CHUNK_COUNT = (
     "chunk_index",
@@ -33,8 +38,11 @@ CHUNK_INDEX, TEXT, METADATA, CREATED_AT, CHUNK_COUNT = (
     "chunk_count",
 )
 METADATA_TERMS = "metadata_terms"
+START, END, HEADING_PATH, PAGE = "start", "end", "heading_path", "page"
 FILTERED_FIELDS = (KIND, TENANT, SCOPE, DOCUMENT_ID, METADATA_TERMS)  # keyword-indexed
-HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX, CREATED_AT)  # a search reads
+# What a search reads.
+HIT_FIELDS = (TEXT, METADATA, DOCUMENT_ID, SOURCE, CHUNK_INDEX, CREATED_AT, START, END,
+              HEADING_PATH, PAGE)  # fmt: skip
 GLOBAL_OWNER = "*"  # the tenant of a global document: only a delete for "*" removes it
 _SUMMARY_IDS = uuid.UUID("0b9f3c54-7f7e-4c0e-8a8e-5d1c9a3f2e61")
 
@@ -49,19 +57,49 @@ def summary_point_id(document_id: str) -> str:
     return str(uuid.uuid5(_SUMMARY_IDS, document_id))
 
 
-def chunk_payload(document: Document, index: int, text: str, created_at: float) -> dict[str, Any]:
+def chunk_payload(document: Document, chunk: Chunk, created_at: float) -> dict[str, Any]:
     return {
         KIND: CHUNK,
         TENANT: owner_of(document),
         SCOPE: document.scope.value,
         DOCUMENT_ID: document.id,
         SOURCE: document.source,
-        CHUNK_INDEX: index,
-        TEXT: text,
+        CHUNK_INDEX: chunk.index,
+        TEXT: chunk.text,
+        START: chunk.start,
+        END: chunk.end,
+        HEADING_PATH: list(chunk.heading_path),
+        PAGE: chunk.page,
         METADATA: dict(document.metadata),
         METADATA_TERMS: metadata_terms(document.metadata),
         CREATED_AT: created_at,
     }
+
+
+def chunk_from(payload: Mapping[str, Any]) -> Chunk:
+    """A stored chunk (its id is its document's n-th chunk id: ``chunk_id_for``)."""
+    return Chunk(
+        id=chunk_id_for(payload[DOCUMENT_ID], payload[CHUNK_INDEX]),
+        document_id=payload[DOCUMENT_ID],
+        index=payload[CHUNK_INDEX],
+        text=payload[TEXT],
+        start=payload.get(START, 0),
+        end=payload.get(END, 0),
+        heading_path=tuple(payload.get(HEADING_PATH) or ()),
+        page=payload.get(PAGE),
+    )
+
+
+def detail_of(
+    summaries: Iterable[Mapping[str, Any]], chunks: Iterable[Chunk] | None
+) -> DocumentDetail | None:
+    """The read-back of a document from its summary payload (none: not complete) and
+    its chunks in any order."""
+    found = next(iter(summaries), None)
+    if found is None:
+        return None
+    ordered = None if chunks is None else tuple(sorted(chunks, key=lambda c: c.index))
+    return DocumentDetail(summary_from(found), ordered)
 
 
 def summary_payload(document: Document, chunk_count: int, created_at: float) -> dict[str, Any]:
@@ -108,6 +146,11 @@ def hit_from(
         DOCUMENT_ID: payload[DOCUMENT_ID],
         SOURCE: payload[SOURCE],
         CHUNK_INDEX: payload[CHUNK_INDEX],
+        CHUNK_ID: chunk_id_for(payload[DOCUMENT_ID], payload[CHUNK_INDEX]),
+        START: payload.get(START, 0),
+        END: payload.get(END, 0),
+        HEADING_PATH: list(payload.get(HEADING_PATH) or ()),
+        PAGE: payload.get(PAGE),
     }
     if CREATED_AT in payload:
         metadata[CREATED_AT] = int(payload[CREATED_AT])
@@ -156,9 +199,19 @@ def summary_from(payload: Mapping[str, Any]) -> DocumentSummary:
 
 
 def page_of(
-    summaries: Iterable[DocumentSummary], limit: int, after: str | None
+    summaries: Iterable[DocumentSummary],
+    limit: int,
+    after: str | None,
+    where: DocumentListFilter | None = None,
 ) -> Page[DocumentSummary]:
     """Point ids are UUIDs, not document ids, so a store cannot page in id order: the
-    summaries a tenant sees are read and ordered here."""
-    ordered = sorted((s for s in summaries if after is None or s.id > after), key=lambda s: s.id)
+    summaries a tenant sees are read, filtered and ordered here."""
+    ordered = sorted(
+        (
+            s
+            for s in summaries
+            if (after is None or s.id > after) and (where is None or where.admits(s))
+        ),
+        key=lambda s: s.id,
+    )
     return Page(data=ordered[:limit], has_more=len(ordered) > limit)

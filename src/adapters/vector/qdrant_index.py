@@ -47,7 +47,9 @@ from adapters.vector.document_layout import (
     SUMMARY,
     TENANT,
     best_hits,
+    chunk_from,
     chunk_payload,
+    detail_of,
     metadata_terms,
     page_of,
     read_limit,
@@ -58,7 +60,9 @@ from adapters.vector.document_layout import (
 from domain.documents import (
     Chunk,
     Document,
+    DocumentDetail,
     DocumentHit,
+    DocumentListFilter,
     DocumentSummary,
     Page,
     Scope,
@@ -130,7 +134,7 @@ class QdrantDocumentIndex:
                     chunk.id,
                     vector,
                     self._keywords.document(chunk.text),
-                    chunk_payload(document, chunk.index, chunk.text, created_at),
+                    chunk_payload(document, chunk, created_at),
                 )
                 for chunk, vector in zip(chunks, vectors, strict=True)
             ]
@@ -176,11 +180,28 @@ class QdrantDocumentIndex:
         return best_hits(query, direction, ((f.payload, f.score, f.dense) for f in found))
 
     async def list_documents(
-        self, tenant: str, limit: int, after: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        after: str | None = None,
+        where: DocumentListFilter | None = None,
     ) -> Page[DocumentSummary]:
-        where = Where(equals=((KIND, SUMMARY),), any_of=_visible_to(tenant))
-        payloads = await self._driver.scroll(where, limit=None, action="list the documents")
-        return page_of((summary_from(p) for p in payloads), limit, after)
+        visible = Where(equals=((KIND, SUMMARY),), any_of=_visible_to(tenant))
+        payloads = await self._driver.scroll(visible, limit=None, action="list the documents")
+        return page_of((summary_from(p) for p in payloads), limit, after, where)
+
+    async def get_document(
+        self, tenant: str, document_id: str, *, with_chunks: bool = False
+    ) -> DocumentDetail | None:
+        def owned(kind: str) -> Where:
+            return Where(equals=((TENANT, tenant), (DOCUMENT_ID, document_id), (KIND, kind)))
+
+        action = f"read the document {document_id!r}"
+        summaries = await self._driver.scroll(owned(SUMMARY), limit=1, action=action)
+        if not summaries or not with_chunks:
+            return detail_of(summaries, None)
+        chunks = await self._driver.scroll(owned(CHUNK), limit=None, action=action)
+        return detail_of(summaries, (chunk_from(p) for p in chunks))
 
     async def delete(self, tenant: str, document_id: str) -> bool:
         owned = Where(equals=((TENANT, tenant), (DOCUMENT_ID, document_id)))

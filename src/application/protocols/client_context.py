@@ -19,6 +19,7 @@ from domain.errors import BackendUnavailable, InvalidRequest
 from domain.limits import ContextDefaults, ContextUser
 from domain.memory import render_turn
 from domain.principal import Principal
+from domain.stages import Stage
 from ports.clock import Clock
 
 
@@ -159,13 +160,13 @@ class ClientContext:
                     param="X-Gateway-User-Id",
                 )
             memory = False  # the key's default, for a request that names nobody
-            skipped.append(Degradation("memory", "no user id (X-Gateway-User-Id)"))
+            skipped.append(Degradation(Stage.MEMORY, "no user id (X-Gateway-User-Id)"))
         conversation = conversation_of(body.get("messages") or [])
         if conversation is None or not (memory or ask.rag):
             prepared = Prepared(dict(body), "", degraded=skipped)
             if conversation is None:
                 reason = "no user message to retrieve for"
-                prepared.degraded.append(Degradation("retrieval", reason))
+                prepared.degraded.append(Degradation(Stage.RETRIEVAL, reason))
             return prepared
         request = UnifiedChatRequest(
             messages=[(m.role, m.content) for m in conversation.messages],
@@ -197,4 +198,4 @@ class ClientContext:
                 principal.tenant, prepared.user_id, render_turn(prepared.query, answer)
             )
         except BackendUnavailable as exc:
-            prepared.degraded.append(Degradation("memory_storage", exc.message))
+            prepared.degraded.append(Degradation(Stage.MEMORY_STORAGE, exc.message))

@@ -20,9 +20,11 @@ from adapters.http.ratelimit import admitted_generation
 from adapters.http.sse import DONE_EVENT, SSE_HEADERS, event
 from adapters.http.wire import (
     AssistantMessage,
+    CitationOut,
     Context,
     Degraded,
     MemoryContext,
+    RagPassageOut,
     UnifiedChatIn,
     UnifiedChatOut,
     UnifiedChoice,
@@ -35,7 +37,9 @@ from adapters.telemetry.metrics import RequestMetrics
 from application.access import AdmissionControl, Generation, GenerationAsk
 from application.unified_chat import UnifiedChat, UnifiedChatRequest, UnifiedMetadata
 from domain.chat import Usage as DomainUsage
+from domain.citations import Citation
 from domain.context import ContextBundle
+from domain.documents import DocumentHit
 from domain.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from domain.principal import Capability
 from domain.stages import TIMED_STAGES, Stage
@@ -58,7 +62,36 @@ def context_out(bundle: ContextBundle) -> Context:
             )
             for m in bundle.memories
         ],
-        rag_documents=[hit_out(d) for d in bundle.documents],
+        rag_documents=[passage_out(n, d) for n, d in enumerate(bundle.documents, 1)],
+    )
+
+
+def passage_out(number: int, hit: DocumentHit) -> RagPassageOut:
+    plain, where = hit_out(hit), hit.metadata
+    return RagPassageOut(
+        text=plain.text,
+        score=plain.score,
+        similarity=plain.similarity,
+        metadata=plain.metadata,
+        number=number,
+        document_id=where.get("document_id"),
+        source=where.get("source"),
+        chunk_id=where.get("chunk_id"),
+        page=where.get("page"),
+        heading_path=list(where.get("heading_path") or []),
+        start=where.get("start"),
+        end=where.get("end"),
+    )
+
+
+def citation_out(citation: Citation) -> CitationOut:
+    where = citation.passage.metadata
+    return CitationOut(
+        number=citation.number,
+        document_id=where.get("document_id"),
+        source=where.get("source"),
+        chunk_id=where.get("chunk_id"),
+        page=where.get("page"),
     )
 
 
@@ -76,6 +109,7 @@ def metadata_out(m: UnifiedMetadata) -> UnifiedMetadataOut:
         embedding_ms=m.embedding_ms,
         within_budget=m.within_budget,
         latency_budget_ms=m.latency_budget_ms,
+        citations=[citation_out(c) for c in m.citations],
     )
 
 
