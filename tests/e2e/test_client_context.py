@@ -197,3 +197,48 @@ def test_bad_context_headers_are_refused_naming_them(
         json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
     )  # fmt: skip
     assert_openai_error(response, 400, param=param)
+
+
+def test_rag_answers_say_which_passages_they_had_and_cited(
+    fake_gateway: GatewayProcess, user: str
+) -> None:
+    """The same references as /v1/chat gives, in headers an OpenAI client ignores: the
+    passages as numbered for the model, and the numbers the answer cites."""
+    ask = {"model": MODEL, "messages": [{"role": "user", "content": "__say__Heavy water [1]."}]}
+    headers = asked(user, memory=False)
+    answer = httpx.post(
+        f"{fake_gateway.url}/v1/chat/completions", headers=headers, json=ask, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    references = json.loads(answer.headers["x-gateway-references"])
+    assert references, "no passage referenced"
+    assert [r["number"] for r in references] == list(range(1, len(references) + 1))
+    handbook = next(r for r in references if r["source"] == f"handbook-{user}.md")
+    assert handbook["document_id"]
+    assert handbook["chunk_id"]
+    assert handbook["start"] == 0
+    assert handbook["end"] > 0
+    assert json.loads(answer.headers["x-gateway-citations"]) == [1]
+    read = httpx.get(
+        f"{fake_gateway.url}/v1/documents/{handbook['document_id']}",
+        params={"include": "chunks"}, headers=bearer(DEVELOPER_KEY),
+    )  # fmt: skip
+    assert handbook["chunk_id"] in [c["id"] for c in read.json()["chunks"]]
+
+    plain = {**ask, "messages": [{"role": "user", "content": "__say__No citation here."}]}
+    uncited = httpx.post(
+        f"{fake_gateway.url}/v1/chat/completions", headers=headers, json=plain, timeout=30
+    )
+    assert json.loads(uncited.headers["x-gateway-citations"]) == []
+
+    streamed = httpx.post(
+        f"{fake_gateway.url}/v1/chat/completions", headers=headers,
+        json={**ask, "stream": True}, timeout=30,
+    )  # fmt: skip
+    assert json.loads(streamed.headers["x-gateway-references"]) == references
+    assert "x-gateway-citations" not in streamed.headers  # the answer was not written yet
+    without = httpx.post(
+        f"{fake_gateway.url}/v1/chat/completions", headers=asked(user, rag=False), json=ask,
+        timeout=30,
+    )  # fmt: skip
+    assert "x-gateway-references" not in without.headers

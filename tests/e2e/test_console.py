@@ -459,7 +459,7 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
     source = f"{XSS_IMG}{word}.md"
     text = f"# Notes\n\nThe {word} procedure needs two operators. {XSS_SCRIPT} {XSS_IMG}\n"
     sign_in(page, fake_gateway, DEVELOPER_KEY, "#/knowledge")
-    page.get_by_label("Files (.md, .txt)").set_input_files(
+    page.get_by_label("Files (.md, .txt, .pdf, .docx, .html)").set_input_files(
         {"name": source, "mimeType": "text/markdown", "buffer": text.encode()}
     )
     page.get_by_role("button", name="Upload").click()
@@ -584,7 +584,7 @@ def test_a_document_read_back_shows_its_chunks_as_text(
 
 def test_a_standard_key_cannot_upload(page: Any, fake_gateway: GatewayProcess) -> None:
     sign_in(page, fake_gateway, STANDARD_KEY, "#/knowledge")
-    page.get_by_label("Files (.md, .txt)").set_input_files(
+    page.get_by_label("Files (.md, .txt, .pdf, .docx, .html)").set_input_files(
         {"name": "a.md", "mimeType": "text/markdown", "buffer": b"text"}
     )
     page.get_by_role("button", name="Upload").click()

@@ -29,6 +29,7 @@ Test directives -- if the content (a string) of the LAST message starts with:
                        and max_tokens); non-streaming requests get the answer
                        after the same total delay (10 s).
 ``__echo__``           the answer text is the compact JSON of the request body.
+``__say__<text>``      the answer text is <text> (chat completions).
 ``__cut_stream__``     a streamed answer of a few tokens ending with ``[DONE]`` but no
                        finish_reason (as llama_cpp.server ends an interrupted one).
 ``__tool_call__``      (with ``tools`` in the request) the answer calls the first tool
@@ -307,6 +308,8 @@ class FakeUpstream:
             n, gap, slow = SLOW_TOKENS, SLOW_GAP_S, True
         elif directive.startswith("__echo__"):
             text = _dumps(req)
+        elif directive.startswith("__say__"):
+            text = directive[len("__say__") :]
         elif directive.startswith("__cut_stream__"):
             n, finish = min(n, 3), ""
         elif directive.startswith("__finish_"):

@@ -172,6 +172,8 @@ def create_app(
                 "x-gateway-stages",
                 "x-gateway-context",
                 "x-gateway-degraded",
+                "x-gateway-references",
+                "x-gateway-citations",
                 "x-gateway-memory-id",
             ],
         )

@@ -377,6 +377,19 @@ class RagPassageOut(DocumentHitOut):
     end: int | None = None
 
 
+class PassageReference(msgspec.Struct, omit_defaults=True):
+    """Where a passage given to the model comes from (``x-gateway-references``)."""
+
+    number: int
+    document_id: str | None = None
+    source: str | None = None
+    chunk_id: str | None = None
+    page: int | None = None
+    heading_path: list[str] = []
+    start: int | None = None
+    end: int | None = None
+
+
 class CitationOut(msgspec.Struct):
     """A ``[number]`` the answer cites, mapped to its passage."""
 

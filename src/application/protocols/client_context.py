@@ -15,6 +15,7 @@ from application.unified_chat import Degradation, UnifiedChat, UnifiedChatReques
 from domain.budget import LatencyBudget
 from domain.context import ContextBundle
 from domain.conversation import ROLES, Conversation
+from domain.documents import DocumentHit
 from domain.errors import BackendUnavailable, InvalidRequest
 from domain.limits import ContextDefaults, ContextUser
 from domain.memory import render_turn
@@ -83,6 +84,8 @@ class Prepared:
     memory_id: str | None = None
     user_id: str | None = None
     memory: bool = False
+    # The knowledge base's passages as numbered for the model ([1], [2], ...).
+    passages: tuple[DocumentHit, ...] = ()
 
 
 def _text(content: Any) -> str | None:
@@ -187,6 +190,7 @@ class ClientContext:
             degraded=[*skipped, *retrieved.degraded],
             user_id=user_id,
             memory=memory,
+            passages=tuple(context.documents),
         )
 
     async def remember(self, principal: Principal, prepared: Prepared, answer: str) -> None:

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from adapters.http.auth import requires
+from adapters.http.client_context import passage_reference
 from adapters.http.content import json_body, strictly
 from adapters.http.controllers.rag import hit_out
 from adapters.http.disconnect import unless_disconnected
@@ -67,20 +68,13 @@ def context_out(bundle: ContextBundle) -> Context:
 
 
 def passage_out(number: int, hit: DocumentHit) -> RagPassageOut:
-    plain, where = hit_out(hit), hit.metadata
+    plain, where = hit_out(hit), passage_reference(number, hit)
     return RagPassageOut(
         text=plain.text,
         score=plain.score,
         similarity=plain.similarity,
         metadata=plain.metadata,
-        number=number,
-        document_id=where.get("document_id"),
-        source=where.get("source"),
-        chunk_id=where.get("chunk_id"),
-        page=where.get("page"),
-        heading_path=list(where.get("heading_path") or []),
-        start=where.get("start"),
-        end=where.get("end"),
+        **msgspec.structs.asdict(where),
     )
 
 

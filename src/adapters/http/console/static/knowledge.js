@@ -27,7 +27,7 @@ export async function render(root) {
   const uploadForm = el(
     "form",
     { id: "kb-upload", className: "controls" },
-    el("div", { className: "row" }, field("Files (.md, .txt)", files), field("Scope", scope)),
+    el("div", { className: "row" }, field("Files (.md, .txt, .pdf, .docx, .html)", files), field("Scope", scope)),
     el("div", { className: "actions" }, el("button", { type: "submit", id: "kb-upload-button" }, "Upload"), progress, progressLabel),
   );
   const searchForm = el(
