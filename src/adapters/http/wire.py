@@ -239,16 +239,9 @@ class ChunkOut(msgspec.Struct):
     end: int
 
 
-class DocumentDetailOut(msgspec.Struct):
+class DocumentDetailOut(DocumentOut):
     """A document read back; ``chunks`` with ``?include=chunks`` only, in order."""
 
-    id: str
-    source: str
-    scope: Literal["tenant", "global"]
-    chunk_count: int
-    created_at: int
-    metadata: Metadata
-    object: Literal["document"] = "document"
     chunks: list[ChunkOut] | msgspec.UnsetType = msgspec.UNSET
 
 

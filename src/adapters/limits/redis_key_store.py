@@ -9,18 +9,16 @@ Never the secret: the store only ever receives its hash."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from adapters.limits.file_key_store import normalized
-from domain.errors import BackendUnavailable, InvalidRequest
-from domain.health import ServiceHealth, Status
+from adapters.limits.redis_common import ping_health, translated
+from domain.errors import InvalidRequest
+from domain.health import ServiceHealth
 from domain.limits import ManagedKey
 
 DAY_S = 86_400
@@ -57,14 +55,6 @@ used = redis.call('HINCRBY', KEYS[1], 'tokens', tokens)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {1, used}
 """
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise BackendUnavailable(f"Redis could not {action}: {exc}") from exc
 
 
 def _text(value: bytes | str) -> str:
@@ -109,24 +99,24 @@ class RedisKeyStore:
 
     async def create(self, key: ManagedKey) -> None:
         keys = [self._record(key.id), f"{self.prefix}:by_hash", f"{self.prefix}:ids"]
-        with _translated("create a key"):
+        with translated("create a key"):
             created = await self._create(keys=keys, args=[key.id, key.key_hash, *_fields(key)])
         if not created:
             raise InvalidRequest(f"A key with this id or hash exists already: {key.id}")
 
     async def find_by_hash(self, key_hash: str) -> ManagedKey | None:
-        with _translated("find a key"):
+        with translated("find a key"):
             key_id = await self._redis.hget(f"{self.prefix}:by_hash", key_hash)
             if key_id is None:
                 return None
             return _key(await self._redis.hgetall(self._record(_text(key_id))))
 
     async def get(self, key_id: str) -> ManagedKey | None:
-        with _translated("read a key"):
+        with translated("read a key"):
             return _key(await self._redis.hgetall(self._record(key_id)))
 
     async def list_keys(self) -> list[ManagedKey]:
-        with _translated("list the keys"):
+        with translated("list the keys"):
             ids = await self._redis.smembers(f"{self.prefix}:ids")
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key_id in ids:
@@ -136,21 +126,21 @@ class RedisKeyStore:
         return sorted(keys, key=lambda k: (k.created_at, k.id))
 
     async def revoke(self, key_id: str, now: float) -> bool:
-        with _translated("revoke a key"):
+        with translated("revoke a key"):
             done = await self._set_field(
                 keys=[self._record(key_id)], args=["revoked_at", repr(now), "1"]
             )
         return bool(done)
 
     async def touch(self, key_id: str, now: float) -> None:
-        with _translated("record a key's use"):
+        with translated("record a key's use"):
             await self._set_field(
                 keys=[self._record(key_id)], args=["last_used_at", repr(now), "0"]
             )
 
     async def add_usage(self, key_id: str, period: str, tokens: int) -> int:
         counter = f"{self.prefix}:usage:{key_id}:{period}"
-        with _translated("count a key's usage"):
+        with translated("count a key's usage"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hincrby(counter, "tokens", tokens)
                 pipe.expire(counter, _USAGE_TTL_S.get(len(period), _DEFAULT_USAGE_TTL_S))
@@ -162,22 +152,14 @@ class RedisKeyStore:
     ) -> tuple[bool, int]:
         counter = f"{self.prefix}:usage:{key_id}:{period}"
         ttl = _USAGE_TTL_S.get(len(period), _DEFAULT_USAGE_TTL_S)
-        with _translated("reserve a key's usage"):
+        with translated("reserve a key's usage"):
             done, used = await self._reserve(keys=[counter], args=[tokens, quota, ttl])
         return bool(done), int(used)
 
     async def usage(self, key_id: str, period: str) -> int:
-        with _translated("read a key's usage"):
+        with translated("read a key's usage"):
             total = await self._redis.hget(f"{self.prefix}:usage:{key_id}:{period}", "tokens")
         return int(total or 0)
 
     async def check(self) -> ServiceHealth:
-        started = time.perf_counter()
-        try:
-            with _translated("answer"):
-                await self._redis.ping()
-        except BackendUnavailable as exc:
-            elapsed = round((time.perf_counter() - started) * 1000, 2)
-            return ServiceHealth(self.health_name, Status.UNHEALTHY, elapsed, str(exc))
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        return ServiceHealth(self.health_name, Status.HEALTHY, elapsed)
+        return await ping_health(self._redis, self.health_name)

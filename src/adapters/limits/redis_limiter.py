@@ -14,17 +14,14 @@ remove even that, at the price of deterministic tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from adapters.limits.in_process_limiter import admission
-from domain.errors import BackendUnavailable
-from domain.health import ServiceHealth, Status
+from adapters.limits.redis_common import ping_health, translated
+from domain.health import ServiceHealth
 from domain.limits import Admission, RateLimit
 
 # The arithmetic of ``in_process_limiter.refill``/``time_to_full``, operation for
@@ -64,14 +61,6 @@ return {allowed, r_s, t_s}
 """
 
 
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise BackendUnavailable(f"Redis could not {action}: {exc}") from exc
-
-
 class RedisRateLimiter:
     """``redis`` is built (and closed) by the caller. Any Redis failure is
     ``BackendUnavailable``; whether to admit without a limiter is the caller's policy."""
@@ -87,24 +76,16 @@ class RedisRateLimiter:
 
     async def admit(self, key_id: str, limit: RateLimit, tokens: int, now: float) -> Admission:
         tokens = max(0, tokens)
-        with _translated("check a rate limit"):
+        with translated("check a rate limit"):
             allowed, requests, left = await self._run(key_id, limit, tokens, now, "admit")
         return admission(limit, float(requests), float(left), tokens, bool(allowed))
 
     async def reconcile(self, key_id: str, limit: RateLimit, delta_tokens: int, now: float) -> None:
-        with _translated("reconcile a rate limit"):
+        with translated("reconcile a rate limit"):
             await self._run(key_id, limit, delta_tokens, now, "reconcile")
 
     async def check(self) -> ServiceHealth:
-        started = time.perf_counter()
-        try:
-            with _translated("answer"):
-                await self._redis.ping()
-        except BackendUnavailable as exc:
-            elapsed = round((time.perf_counter() - started) * 1000, 2)
-            return ServiceHealth(self.health_name, Status.UNHEALTHY, elapsed, str(exc))
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        return ServiceHealth(self.health_name, Status.HEALTHY, elapsed)
+        return await ping_health(self._redis, self.health_name)
 
     async def _run(self, key_id: str, limit: RateLimit, tokens: int, now: float, mode: str) -> Any:
         keys = [f"{self.prefix}:{key_id}"]

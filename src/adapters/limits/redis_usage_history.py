@@ -15,29 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from adapters.limits.redis_common import ping_health, translated
 from domain.errors import BackendUnavailable
-from domain.health import ServiceHealth, Status
+from domain.health import ServiceHealth
 from domain.usage import UsageSeries, UsageWindow, series_from
 
 log = structlog.get_logger("gateway.usage_history")
 # Bucket -> [requests, tokens, seconds it has left to live when last counted].
 _Pending = dict[tuple[str, UsageWindow, int], list[int]]
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise BackendUnavailable(f"Redis could not {action}: {exc}") from exc
 
 
 class RedisUsageHistory:
@@ -93,7 +82,7 @@ class RedisUsageHistory:
                 pipe.hincrby(name, "t", tokens)
             pipe.expire(name, ttl)
         try:
-            with _translated("record keys' usage"):
+            with translated("record keys' usage"):
                 await pipe.execute()
         except BackendUnavailable:
             # Sent again with the next flush (added to what was counted meanwhile).
@@ -118,7 +107,7 @@ class RedisUsageHistory:
         pipe = self._redis.pipeline(transaction=False)
         for start in starts:
             pipe.hmget(self._name(key_id, window, start), "r", "t")
-        with _translated("read a key's usage"):
+        with translated("read a key's usage"):
             replies = await pipe.execute()
         counts = {
             start: (int(r or 0), int(t or 0))
@@ -128,12 +117,4 @@ class RedisUsageHistory:
         return series_from(key_id, window, now, counts)
 
     async def check(self) -> ServiceHealth:
-        started = time.perf_counter()
-        try:
-            with _translated("answer"):
-                await self._redis.ping()
-        except BackendUnavailable as exc:
-            elapsed = round((time.perf_counter() - started) * 1000, 2)
-            return ServiceHealth(self.health_name, Status.UNHEALTHY, elapsed, str(exc))
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        return ServiceHealth(self.health_name, Status.HEALTHY, elapsed)
+        return await ping_health(self._redis, self.health_name)

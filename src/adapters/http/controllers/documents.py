@@ -127,15 +127,7 @@ def _summary(s: DocumentSummary) -> DocumentOut:
 
 
 def _detail(found: DocumentDetail) -> DocumentDetailOut:
-    s = found.summary
-    out = DocumentDetailOut(
-        id=s.id,
-        source=s.source,
-        scope=s.scope.value,
-        chunk_count=s.chunk_count,
-        created_at=int(s.created_at),
-        metadata=dict(s.metadata),
-    )
+    out = DocumentDetailOut(**msgspec.structs.asdict(_summary(found.summary)))
     if found.chunks is not None:
         out.chunks = [
             ChunkOut(
