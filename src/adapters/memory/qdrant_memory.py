@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from qdrant_client import AsyncQdrantClient
 
@@ -197,23 +197,21 @@ class QdrantMemoryStore:
         await self._driver.close()
 
 
+class StoreOptions(TypedDict, total=False):
+    decay: DecayPolicy | None
+    health_name: str
+    keywords: KeywordEncoder | None
+
+
 class QdrantEdgeMemoryStore(QdrantMemoryStore):
     """Every user's memories in one Qdrant Edge shard under ``directory`` (the embedded
     default). Opened on first use, driven from one dedicated thread; ``close()`` flushes
     and closes it."""
 
-    def __init__(
-        self,
-        directory: Path,
-        dimension: int,
-        *,
-        decay: DecayPolicy | None = None,
-        health_name: str = "memory",
-        keywords: KeywordEncoder | None = None,
-    ) -> None:
+    def __init__(self, directory: Path, dimension: int, **options: Unpack[StoreOptions]) -> None:
         collection = Collection("memories", dimension, INDEXES)
         driver = EdgeDriver(directory, collection, unavailable=MemoryUnavailable)
-        super().__init__(driver, dimension, decay=decay, health_name=health_name, keywords=keywords)
+        super().__init__(driver, dimension, **options)
 
 
 class QdrantServerMemoryStore(QdrantMemoryStore):
@@ -226,12 +224,9 @@ class QdrantServerMemoryStore(QdrantMemoryStore):
         dimension: int,
         *,
         collection: str = "memories",
-        decay: DecayPolicy | None = None,
-        health_name: str = "memory",
-        keywords: KeywordEncoder | None = None,
+        **options: Unpack[StoreOptions],
     ) -> None:
         self.collection = collection
-        driver = ServerDriver(
-            client, Collection(collection, dimension, INDEXES), unavailable=MemoryUnavailable
-        )
-        super().__init__(driver, dimension, decay=decay, health_name=health_name, keywords=keywords)
+        layout = Collection(collection, dimension, INDEXES)
+        driver = ServerDriver(client, layout, unavailable=MemoryUnavailable)
+        super().__init__(driver, dimension, **options)

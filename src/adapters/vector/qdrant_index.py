@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from qdrant_client import AsyncQdrantClient
 
@@ -99,6 +100,13 @@ def _matching(tenant: str, conditions: SearchFilter) -> Where:
     equals += conditions.exact.items()
     ranges = ((CREATED_AT, conditions.created_at),) if conditions.created_at else ()
     return Where(equals=tuple(equals), any_of=_visible_to(tenant), ranges=ranges)
+
+
+class IndexOptions(TypedDict, total=False):
+    health_name: str
+    keywords: KeywordEncoder | None
+    now: Callable[[], float]
+    upsert_batch: int
 
 
 class QdrantDocumentIndex:
@@ -222,26 +230,11 @@ class QdrantEdgeIndex(QdrantDocumentIndex):
     """Every tenant's documents in one Qdrant Edge shard under ``directory`` (the
     embedded default), opened on first use; ``close()`` flushes and closes it."""
 
-    def __init__(
-        self,
-        directory: Path,
-        dimension: int,
-        *,
-        health_name: str = "qdrant",
-        keywords: KeywordEncoder | None = None,
-        now: Callable[[], float] = time.time,
-        upsert_batch: int = 256,
-    ) -> None:
+    def __init__(self, directory: Path, dimension: int, **options: Unpack[IndexOptions]) -> None:
         self.directory = Path(directory)
         collection = Collection("documents", dimension, INDEXES)
-        super().__init__(
-            EdgeDriver(self.directory, collection, unavailable=IndexUnavailable),
-            dimension,
-            health_name=health_name,
-            keywords=keywords,
-            now=now,
-            upsert_batch=upsert_batch,
-        )
+        driver = EdgeDriver(self.directory, collection, unavailable=IndexUnavailable)
+        super().__init__(driver, dimension, **options)
 
 
 class QdrantServerIndex(QdrantDocumentIndex):
@@ -255,18 +248,9 @@ class QdrantServerIndex(QdrantDocumentIndex):
         dimension: int,
         *,
         collection: str = "documents",
-        health_name: str = "qdrant",
-        keywords: KeywordEncoder | None = None,
-        now: Callable[[], float] = time.time,
-        upsert_batch: int = 256,
+        **options: Unpack[IndexOptions],
     ) -> None:
         self.collection = collection
-        collection_layout = Collection(collection, dimension, INDEXES)
-        super().__init__(
-            ServerDriver(client, collection_layout, unavailable=IndexUnavailable),
-            dimension,
-            health_name=health_name,
-            keywords=keywords,
-            now=now,
-            upsert_batch=upsert_batch,
-        )
+        layout = Collection(collection, dimension, INDEXES)
+        driver = ServerDriver(client, layout, unavailable=IndexUnavailable)
+        super().__init__(driver, dimension, **options)
