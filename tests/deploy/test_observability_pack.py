@@ -16,8 +16,8 @@ from litestar.handlers import HTTPRouteHandler
 from prometheus_client.parser import text_string_to_metric_families
 
 import adapters.http.controllers as controllers
-from adapters.http.controllers.unified_chat import STAGES
 from adapters.telemetry.metrics import RequestMetrics
+from domain.stages import TIMED_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "gateway-dashboard.json"
@@ -43,7 +43,7 @@ def exposed() -> dict[str, set[str]]:
     metrics = RequestMetrics()
     metrics.record("/v1/chat", "POST", 200, 0.2)
     metrics.record("/v1/models", "GET", 401, 0.001)
-    for stage in STAGES:
+    for stage in TIMED_STAGES:
         metrics.record_stage(stage, 0.05)
     metrics.dependency("max_serve", up=True)
     series: dict[str, set[str]] = {}
@@ -121,7 +121,7 @@ def test_every_label_exists(expr: str, exposed: dict[str, set[str]]) -> None:
 
 @pytest.mark.parametrize("expr", EXPRESSIONS)
 def test_stages_and_routes_exist(expr: str) -> None:
-    known = {"stage": set(STAGES), "route": route_templates()}
+    known = {"stage": set(TIMED_STAGES), "route": route_templates()}
     for label, operator, value in MATCHER.findall(expr):
         if label in known and operator in ("=", "=~"):
             for alternative in value.split("|") if operator == "=~" else [value]:
