@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,21 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@contextmanager
+def gateway_pair(
+    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two gateway instances on one ``env`` (one Redis: limits, keys, usage shared)."""
+    first = start_gateway(env, tmp_path_factory.mktemp(f"{name}-a"))
+    try:
+        second = start_gateway(env, tmp_path_factory.mktemp(f"{name}-b"))
+    except BaseException:
+        stop(first.process)  # type: ignore[arg-type]
+        raise
+    try:
+        yield first, second
+    finally:
+        stop(first.process)  # type: ignore[arg-type]
+        stop(second.process)  # type: ignore[arg-type]

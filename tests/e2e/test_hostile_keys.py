@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, free_port, start_gateway, stop
 from tests.e2e.clients import bearer, chat_body
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
 
 PARALLEL = 50
@@ -48,11 +48,8 @@ def pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
     env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
-    first = start_gateway(env, tmp_path_factory.mktemp("pair-a"))
-    second = start_gateway(env, tmp_path_factory.mktemp("pair-b"))
-    yield first, second
-    stop(first.process)  # type: ignore[arg-type]
-    stop(second.process)  # type: ignore[arg-type]
+    with gateway_pair(env, tmp_path_factory, "pair") as pair:
+        yield pair
 
 
 def create_key(gateway: GatewayProcess, **fields: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import bearer, chat_body
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
 
 
@@ -29,11 +29,8 @@ def shared_pair(
         "QDRANT_URL": "",
         "GATEWAY_TIER_LIMITS": UNLIMITED,
     }
-    first = start_gateway(env, tmp_path_factory.mktemp("usage-a"))
-    second = start_gateway(env, tmp_path_factory.mktemp("usage-b"))
-    yield first, second
-    stop(first.process)  # type: ignore[arg-type]
-    stop(second.process)  # type: ignore[arg-type]
+    with gateway_pair(env, tmp_path_factory, "usage") as pair:
+        yield pair
 
 
 def usage(gateway: GatewayProcess, key_id: str, **params: str) -> httpx.Response:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import bearer, chat_body
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
 
 TIGHT = '{"standard": {"requests_per_minute": 60, "tokens_per_minute": 1000000}}'
@@ -33,11 +33,8 @@ def shared_pair(
         "QDRANT_URL": "",
         "GATEWAY_TIER_LIMITS": TIGHT,
     }
-    first = start_gateway(env, tmp_path_factory.mktemp("gw-a"))
-    second = start_gateway(env, tmp_path_factory.mktemp("gw-b"))
-    yield first, second
-    stop(first.process)  # type: ignore[arg-type]
-    stop(second.process)  # type: ignore[arg-type]
+    with gateway_pair(env, tmp_path_factory, "gw") as pair:
+        yield pair
 
 
 async def fire(gateways: tuple[GatewayProcess, ...], key: str, count: int) -> list[httpx.Response]:
