@@ -144,8 +144,8 @@ class UnifiedStream:
     async def chunks(self) -> AsyncIterator[bytes]:
         self._stream = await self._generate()
         async for payload in self._stream:
-            # The usage-only chunk (no choices) becomes part of the metadata event.
-            if b'"choices":[]' not in payload and b'"choices": []' not in payload:
+            # The usage-only chunk becomes part of the metadata event.
+            if not self._stream.usage_only:
                 yield payload
 
     async def finish(self) -> tuple[UnifiedMetadata, Usage | None]:

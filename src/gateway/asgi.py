@@ -14,7 +14,7 @@ def build(settings: Settings) -> ASGIApp:
     container = Container(settings=settings)
     return create_http_app(
         services=lambda: open_services(container),
-        metrics=container.request_metrics(),
+        metrics=container.infrastructure.request_metrics(),
         max_body_bytes=settings.max_body_bytes,
         max_document_bytes=settings.max_document_bytes,
         cors_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],

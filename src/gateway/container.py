@@ -8,8 +8,9 @@ import functools
 import gc
 import inspect
 import logging
+import operator
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +20,7 @@ from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
 from adapters.documents.file_reader import SniffingFileReader
+from adapters.http.asgi_types import ASGIApp
 from adapters.http.services import Services
 from adapters.inference.http_client import UpstreamClient
 from adapters.inference.keepalive import KeepAliveTransport
@@ -59,6 +61,7 @@ from gateway import __version__
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from ports.chat_model import ChatModel
+from ports.clock import Clock
 from ports.document_index import DocumentIndex
 from ports.embedder import Embedder
 from ports.health import HealthProbe
@@ -136,56 +139,63 @@ def resilience(settings: Settings, telemetry: RequestMetrics) -> ResilienceOptio
     }
 
 
-async def chat_models(
+# --- inference --------------------------------------------------------------------------
+
+
+async def embedded_chat_model(
     settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
 ) -> AsyncIterator[list[ChatModel]]:
-    """The embedded model (a supervised llama.cpp server) or the configured upstreams."""
-    if settings.embedded_inference:
-        model_path = (
-            settings.data_path.joinpath(settings.embedded_model_path)
-            if settings.embedded_model_path
-            else locate_smollm2()
-        )
-        server = LlamaCppServerProcess(
-            model_path,
-            log_path=settings.data_path / "logs" / "embedded-model.log",
-            context=settings.embedded_context,
-            threads=settings.embedded_threads,
-            startup_timeout_s=settings.embedded_startup_timeout_s,
-        )
-        await server.start()
-        try:
-            inner = ResilientChatModel(
-                OpenAICompatibleChatModel(
-                    server.base_url,
-                    client,
-                    name="embedded",
-                    health_name="embedded_model",
-                    plain_messages=True,
-                    timeout_s=settings.upstream_timeout_s,
-                    telemetry=telemetry,
-                ),
-                # One generation at a time (llama.cpp's own), the queue waiting its turn.
-                concurrency=1,
-                max_in_flight=1 + settings.embedded_queue,
+    """The embedded model: a supervised llama.cpp server, one generation at a time."""
+    model_path = (
+        settings.data_path.joinpath(settings.embedded_model_path)
+        if settings.embedded_model_path
+        else locate_smollm2()
+    )
+    server = LlamaCppServerProcess(
+        model_path,
+        log_path=settings.data_path / "logs" / "embedded-model.log",
+        context=settings.embedded_context,
+        threads=settings.embedded_threads,
+        startup_timeout_s=settings.embedded_startup_timeout_s,
+    )
+    await server.start()
+    try:
+        inner = ResilientChatModel(
+            OpenAICompatibleChatModel(
+                server.base_url,
+                client,
+                name="embedded",
+                health_name="embedded_model",
+                plain_messages=True,
                 timeout_s=settings.upstream_timeout_s,
-                **resilience(settings, telemetry),
+                telemetry=telemetry,
+            ),
+            # One generation at a time (llama.cpp's own), the queue waiting its turn.
+            concurrency=1,
+            max_in_flight=1 + settings.embedded_queue,
+            timeout_s=settings.upstream_timeout_s,
+            **resilience(settings, telemetry),
+        )
+        yield [
+            EmbeddedLlamaChatModel(
+                inner, LlamaPromptCounter(model_path), server,
+                timeout_s=settings.upstream_timeout_s,
             )
-            yield [
-                EmbeddedLlamaChatModel(
-                    inner, LlamaPromptCounter(model_path), server,
-                    timeout_s=settings.upstream_timeout_s,
-                )
-            ]  # fmt: skip
-        finally:
-            await server.stop()
-        return
+        ]  # fmt: skip
+    finally:
+        await server.stop()
+
+
+def upstream_chat_models(
+    settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
+) -> list[ChatModel]:
+    """MAX_SERVE_URL's and GATEWAY_MODEL_MAP's upstreams, each with a breaker of its own."""
     urls = list(
         dict.fromkeys(
             [*settings.upstream_urls, *(u for us in settings.model_map.values() for u in us)]
         )
     )
-    yield [
+    return [
         ResilientChatModel(
             OpenAICompatibleChatModel(
                 url,
@@ -224,22 +234,24 @@ def responses_upstreams(
     return upstreams
 
 
-async def embedder(
-    settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
-) -> AsyncIterator[Embedder]:
-    """The embedded MiniLM (ONNX), or EMBEDDINGS_URL (with retries and a breaker)."""
-    if not settings.embeddings_url:
-        from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
+async def onnx_embedder(settings: Settings) -> AsyncIterator[Embedder]:
+    """The embedded all-MiniLM-L6-v2 (int8 ONNX), in process."""
+    from adapters.inference.onnx_embedder import OnnxMiniLMEmbedder
 
-        local = OnnxMiniLMEmbedder(
-            intra_op_threads=settings.embedder_threads,
-            query_threads=settings.embedder_query_threads,
-        )
-        try:
-            yield local
-        finally:
-            local.close()
-        return
+    local = OnnxMiniLMEmbedder(
+        intra_op_threads=settings.embedder_threads,
+        query_threads=settings.embedder_query_threads,
+    )
+    try:
+        yield local
+    finally:
+        local.close()
+
+
+async def remote_embedder(
+    settings: Settings, client: httpx.AsyncClient, telemetry: RequestMetrics
+) -> Embedder:
+    """EMBEDDINGS_URL, with retries and a breaker; its vector size learnt if not given."""
     from adapters.inference.openai_embedder import OpenAICompatibleEmbedder
     from adapters.inference.resilient_embedder import ResilientEmbedder
 
@@ -261,14 +273,33 @@ async def embedder(
                 f"cannot learn the vector size from EMBEDDINGS_URL ({exc.message}); start it "
                 "first or set GATEWAY_EMBEDDINGS_DIMENSION"
             ) from None
-    yield ResilientEmbedder(remote, name=remote.name, **resilience(settings, telemetry))
+    return ResilientEmbedder(remote, name=remote.name, **resilience(settings, telemetry))
+
+
+def routing_table(settings: Settings) -> RoutingTable:
+    default = settings.default_model or (
+        EMBEDDED_MODEL_NAME if settings.embedded_inference else None
+    )
+    aliases: dict[str, str | None] = {SEED_DEFAULT_MODEL: None, **settings.model_aliases}
+    return RoutingTable(default_model=default, aliases=aliases)
+
+
+def model_router(settings: Settings, upstreams: list[ChatModel], clock: Clock) -> ModelRouter:
+    model_map = {m: [api_base(u) for u in urls] for m, urls in settings.model_map.items()}
+    return ModelRouter(
+        upstreams,
+        routing_table(settings),
+        clock,
+        model_map=model_map or None,
+        cache_ttl_s=settings.models_cache_ttl_s,
+    )
+
+
+# --- storage ----------------------------------------------------------------------------
 
 
 async def qdrant_client(settings: Settings) -> AsyncIterator[Any]:
-    """QDRANT_URL's client, or None for the embedded Qdrant Edge shards."""
-    if not settings.qdrant_url:
-        yield None
-        return
+    """QDRANT_URL's client (documents and memories share it)."""
     from qdrant_client import AsyncQdrantClient
 
     client = AsyncQdrantClient(
@@ -280,82 +311,8 @@ async def qdrant_client(settings: Settings) -> AsyncIterator[Any]:
         await client.close()
 
 
-async def document_index(
-    settings: Settings, qdrant: Any, embedder: Embedder
-) -> AsyncIterator[DocumentIndex]:
-    if qdrant is not None:
-        from adapters.vector.qdrant_index import QdrantServerIndex
-
-        yield QdrantServerIndex(qdrant, embedder.dimension)
-        return
-    from adapters.vector.qdrant_index import QdrantEdgeIndex
-
-    index = QdrantEdgeIndex(settings.data_path / "qdrant" / "documents", embedder.dimension)
-    try:
-        yield index
-    finally:
-        await index.close()
-
-
-async def memory_store(
-    settings: Settings, qdrant: Any, embedder: Embedder
-) -> AsyncIterator[MemoryStore]:
-    decay = DecayPolicy(half_life_s=settings.memory_half_life_days * 86_400)
-    if settings.memory_backend == "mem0":
-        mem0 = mem0_store(settings, embedder, decay)
-        try:
-            yield mem0
-        finally:
-            await mem0.close()
-        return
-    if qdrant is not None:
-        from adapters.memory.qdrant_memory import QdrantServerMemoryStore
-
-        yield QdrantServerMemoryStore(qdrant, embedder.dimension, decay=decay)
-        return
-    from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
-
-    store = QdrantEdgeMemoryStore(
-        settings.data_path / "qdrant" / "memories", embedder.dimension, decay=decay
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def mem0_store(settings: Settings, embedder: Embedder, decay: DecayPolicy) -> Any:
-    """Mem0 (the ``[mem0]`` extra) in a Qdrant collection of its own: under the data
-    directory, or on QDRANT_URL's server; its fact extraction on the first upstream."""
-    try:
-        from adapters.memory.mem0_store import Mem0MemoryStore
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"GATEWAY_MEMORY_BACKEND=mem0 needs the [mem0] extra ({exc.name} is missing): "
-            "scripts/setup.sh --dev, or pip install -e '.[mem0]'"
-        ) from None
-    upstreams = settings.upstream_urls
-    if settings.mem0_extraction and not upstreams:
-        raise ConfigurationError("GATEWAY_MEM0_EXTRACTION needs MAX_SERVE_URL (its model)")
-    return Mem0MemoryStore(
-        settings.data_path / "mem0",
-        embedder,
-        extraction=settings.mem0_extraction,
-        llm_base_url=api_base(upstreams[0]) if upstreams else None,
-        llm_model=settings.default_model or None,
-        llm_api_key=settings.max_serve_api_key or None,
-        qdrant_url=settings.qdrant_url or None,
-        qdrant_api_key=settings.qdrant_api_key or None,
-        decay=decay,
-    )
-
-
 async def redis_client(settings: Settings) -> AsyncIterator[Any]:
-    """REDIS_URL's client (shared by the queue, short-term context, limits and keys),
-    or None when everything stays in process."""
-    if not settings.redis_url:
-        yield None
-        return
+    """REDIS_URL's client, shared by the queue, short-term context, limits and keys."""
     from redis.asyncio import BlockingConnectionPool, Redis
 
     # A blocking pool: under bursts, commands wait for a connection instead of failing.
@@ -370,34 +327,219 @@ async def redis_client(settings: Settings) -> AsyncIterator[Any]:
         await redis.aclose()
 
 
-def memory_queue(settings: Settings, redis: Any) -> MemoryQueue:
-    """A Redis stream (durable) with REDIS_URL, else an in-process queue."""
-    if redis is None:
-        from adapters.memory.in_process_queue import InProcessMemoryQueue
+async def edge_document_index(
+    settings: Settings, embedder: Embedder
+) -> AsyncIterator[DocumentIndex]:
+    from adapters.vector.qdrant_index import QdrantEdgeIndex
 
-        return InProcessMemoryQueue(settings.memory_queue_size)
+    index = QdrantEdgeIndex(settings.data_path / "qdrant" / "documents", embedder.dimension)
+    try:
+        yield index
+    finally:
+        await index.close()
+
+
+def server_document_index(qdrant: Any, embedder: Embedder) -> DocumentIndex:
+    from adapters.vector.qdrant_index import QdrantServerIndex
+
+    return QdrantServerIndex(qdrant, embedder.dimension)
+
+
+def decay_policy(settings: Settings) -> DecayPolicy:
+    return DecayPolicy(half_life_s=settings.memory_half_life_days * 86_400)
+
+
+async def edge_memory_store(
+    settings: Settings, embedder: Embedder, decay: DecayPolicy
+) -> AsyncIterator[MemoryStore]:
+    from adapters.memory.qdrant_memory import QdrantEdgeMemoryStore
+
+    store = QdrantEdgeMemoryStore(
+        settings.data_path / "qdrant" / "memories", embedder.dimension, decay=decay
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def server_memory_store(qdrant: Any, embedder: Embedder, decay: DecayPolicy) -> MemoryStore:
+    from adapters.memory.qdrant_memory import QdrantServerMemoryStore
+
+    return QdrantServerMemoryStore(qdrant, embedder.dimension, decay=decay)
+
+
+async def mem0_store(
+    settings: Settings, embedder: Embedder, decay: DecayPolicy
+) -> AsyncIterator[MemoryStore]:
+    """Mem0 (the ``[mem0]`` extra) in a Qdrant collection of its own: under the data
+    directory, or on QDRANT_URL's server; its fact extraction on the first upstream."""
+    try:
+        from adapters.memory.mem0_store import Mem0MemoryStore
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"GATEWAY_MEMORY_BACKEND=mem0 needs the [mem0] extra ({exc.name} is missing): "
+            "scripts/setup.sh --dev, or pip install -e '.[mem0]'"
+        ) from None
+    upstreams = settings.upstream_urls
+    if settings.mem0_extraction and not upstreams:
+        raise ConfigurationError("GATEWAY_MEM0_EXTRACTION needs MAX_SERVE_URL (its model)")
+    store = Mem0MemoryStore(
+        settings.data_path / "mem0",
+        embedder,
+        extraction=settings.mem0_extraction,
+        llm_base_url=api_base(upstreams[0]) if upstreams else None,
+        llm_model=settings.default_model or None,
+        llm_api_key=settings.max_serve_api_key or None,
+        qdrant_url=settings.qdrant_url or None,
+        qdrant_api_key=settings.qdrant_api_key or None,
+        decay=decay,
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def local_memory_queue(settings: Settings) -> MemoryQueue:
+    """In process: not durable across a crash; flushed on a graceful shutdown."""
+    from adapters.memory.in_process_queue import InProcessMemoryQueue
+
+    return InProcessMemoryQueue(settings.memory_queue_size)
+
+
+def redis_memory_queue(redis: Any) -> MemoryQueue:
+    """A Redis stream: durable, shared by every instance."""
     from adapters.memory.redis_stream_queue import RedisStreamMemoryQueue
 
     return RedisStreamMemoryQueue(redis)
 
 
-def recent_turns(settings: Settings, redis: Any) -> RecentTurns | None:
-    if not settings.recent_turns:
-        return None
-    from adapters.memory.recent_turns import InProcessRecentTurns, RedisRecentTurns
+def local_recent_turns(settings: Settings) -> RecentTurns:
+    from adapters.memory.recent_turns import InProcessRecentTurns
 
-    if redis is None:
-        return InProcessRecentTurns(settings.recent_turns, settings.recent_ttl_s)
+    return InProcessRecentTurns(settings.recent_turns, settings.recent_ttl_s)
+
+
+def redis_recent_turns(settings: Settings, redis: Any) -> RecentTurns:
+    from adapters.memory.recent_turns import RedisRecentTurns
+
     return RedisRecentTurns(redis, turns=settings.recent_turns, ttl_s=settings.recent_ttl_s)
 
 
-def response_store(settings: Settings, redis: Any) -> ResponseStore:
-    """/v1/responses' stored responses: in Redis with REDIS_URL, else in process."""
-    from adapters.responses.stores import InProcessResponseStore, RedisResponseStore
+def local_response_store(settings: Settings) -> ResponseStore:
+    from adapters.responses.stores import InProcessResponseStore
 
-    if redis is None:
-        return InProcessResponseStore(settings.responses_ttl_s, settings.responses_max)
+    return InProcessResponseStore(settings.responses_ttl_s, settings.responses_max)
+
+
+def redis_response_store(settings: Settings, redis: Any) -> ResponseStore:
+    from adapters.responses.stores import RedisResponseStore
+
     return RedisResponseStore(redis, ttl_s=settings.responses_ttl_s)
+
+
+# --- access -----------------------------------------------------------------------------
+
+
+def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
+    return {
+        Tier.parse(name): TierPolicy(
+            RateLimit(limits.requests_per_minute or 0, limits.tokens_per_minute or 0),
+            max_tokens_cap=limits.max_tokens or 0,
+            max_n=limits.max_n or 0,
+        )
+        for name, limits in settings.tiers().items()
+    }
+
+
+def local_rate_limiter() -> RateLimiter:
+    from adapters.limits.in_process_limiter import InProcessRateLimiter
+
+    return InProcessRateLimiter()
+
+
+def redis_rate_limiter(redis: Any) -> RateLimiter:
+    """Shared by every instance."""
+    from adapters.limits.redis_limiter import RedisRateLimiter
+
+    return RedisRateLimiter(redis)
+
+
+async def file_key_store(settings: Settings) -> AsyncIterator[KeyStore]:
+    """Managed keys, hashed, in a local file (one process)."""
+    from adapters.limits.file_key_store import FileKeyStore
+
+    store = FileKeyStore(settings.data_path / "keys.json")
+    await store.load()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def redis_key_store(redis: Any) -> KeyStore:
+    from adapters.limits.redis_key_store import RedisKeyStore
+
+    return RedisKeyStore(redis)
+
+
+def local_usage_history() -> UsageHistory:
+    from adapters.limits.in_process_usage_history import InProcessUsageHistory
+
+    return InProcessUsageHistory()
+
+
+async def redis_usage_history(redis: Any) -> AsyncIterator[UsageHistory]:
+    """Every instance's requests and tokens, flushed every second by a background task
+    and once more at shutdown."""
+    from adapters.limits.redis_usage_history import RedisUsageHistory
+
+    history = RedisUsageHistory(redis)
+    task = asyncio.create_task(history.run(), name="usage-history-flush")
+    try:
+        yield history
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await history.flush()
+        except BackendUnavailable as exc:
+            log.warning("usage history not flushed at shutdown: %s", exc.message)
+
+
+# --- use-cases --------------------------------------------------------------------------
+
+
+def knowledge_base(
+    settings: Settings, embedder: Embedder, index: DocumentIndex, fair: FairEmbedder
+) -> KnowledgeBase:
+    return KnowledgeBase(
+        embedder,
+        index,
+        functools.partial(
+            chunk_text, max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap
+        ),
+        max_document_chars=settings.max_document_bytes,
+        max_chunks=settings.max_document_chunks,
+        fair=fair,
+        threshold=settings.rag_threshold or None,
+        mode=SearchMode(settings.rag_mode),
+        reader=SniffingFileReader(),
+        chunk_size=ChunkSize(settings.chunk_tokens, settings.chunk_overlap),
+    )
+
+
+def chat_limits(settings: Settings) -> ChatLimits:
+    return ChatLimits(
+        default_budget_ms=settings.chat_budget_ms,
+        max_budget_ms=settings.chat_max_budget_ms,
+        retrieval_share=settings.retrieval_share,
+        context_tokens=settings.context_tokens,
+        recent_turns=settings.recent_turns,
+        memory_min_similarity=settings.memory_min_similarity,
+    )
 
 
 async def memory_writer(
@@ -419,200 +561,224 @@ async def memory_writer(
             log.warning("memory queue not empty at shutdown (%r); the turns stay queued", exc)
 
 
-def tier_policies(settings: Settings) -> dict[Tier, TierPolicy]:
-    return {
-        Tier.parse(name): TierPolicy(
-            RateLimit(limits.requests_per_minute or 0, limits.tokens_per_minute or 0),
-            max_tokens_cap=limits.max_tokens or 0,
-            max_n=limits.max_n or 0,
-        )
-        for name, limits in settings.tiers().items()
-    }
+def check_health(models: list[ChatModel], *others: HealthProbe) -> CheckHealth:
+    return CheckHealth([*models, *others], __version__)
 
 
-def rate_limiter(redis: Any) -> RateLimiter:
-    """Shared by every instance through Redis; in process otherwise."""
-    if redis is None:
-        from adapters.limits.in_process_limiter import InProcessRateLimiter
-
-        return InProcessRateLimiter()
-    from adapters.limits.redis_limiter import RedisRateLimiter
-
-    return RedisRateLimiter(redis)
+# --- the containers: one per room, each choice of adapter a Selector on a setting -------
 
 
-async def usage_history(redis: Any) -> AsyncIterator[UsageHistory]:
-    """Each key's requests and tokens over time: in Redis (every instance's, flushed
-    every second by a background task and once more at shutdown), or in process."""
-    if redis is None:
-        from adapters.limits.in_process_usage_history import InProcessUsageHistory
-
-        yield InProcessUsageHistory()
-        return
-    from adapters.limits.redis_usage_history import RedisUsageHistory
-
-    history = RedisUsageHistory(redis)
-    task = asyncio.create_task(history.run(), name="usage-history-flush")
-    try:
-        yield history
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        try:
-            await history.flush()
-        except BackendUnavailable as exc:
-            log.warning("usage history not flushed at shutdown: %s", exc.message)
+def _choice(name: str) -> Callable[[Settings], str]:
+    return operator.attrgetter(name)
 
 
-async def key_store(settings: Settings, redis: Any) -> AsyncIterator[KeyStore]:
-    """Managed keys, hashed: in Redis, or a local file (one process) without it."""
-    if redis is not None:
-        from adapters.limits.redis_key_store import RedisKeyStore
+class Infrastructure(containers.DeclarativeContainer):
+    """Clients and telemetry every room shares. Only what a chosen adapter uses starts."""
 
-        yield RedisKeyStore(redis)
-        return
-    from adapters.limits.file_key_store import FileKeyStore
-
-    store = FileKeyStore(settings.data_path / "keys.json")
-    await store.load()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def health_probes(models: list[ChatModel], *others: HealthProbe) -> list[HealthProbe]:
-    return [*models, *others]
-
-
-def routing_table(settings: Settings) -> RoutingTable:
-    default = settings.default_model or (
-        EMBEDDED_MODEL_NAME if settings.embedded_inference else None
-    )
-    aliases: dict[str, str | None] = {SEED_DEFAULT_MODEL: None, **settings.model_aliases}
-    return RoutingTable(default_model=default, aliases=aliases)
-
-
-def model_router(settings: Settings, upstreams: list[ChatModel], clock: SystemClock) -> ModelRouter:
-    model_map = {m: [api_base(u) for u in urls] for m, urls in settings.model_map.items()}
-    return ModelRouter(
-        upstreams,
-        routing_table(settings),
-        clock,
-        model_map=model_map or None,
-        cache_ttl_s=settings.models_cache_ttl_s,
-    )
-
-
-class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-
     clock = providers.Singleton(SystemClock)
     request_metrics = providers.Singleton(request_metrics, settings)
-    keyring = providers.Singleton(
-        lambda s: KeyRing.from_config(s.api_keys, production=s.production), settings
-    )
-
     tracing = providers.Resource(tracing, settings)
     http_client = providers.Resource(upstream_client, settings, tracing)
-    chat_models = providers.Resource(chat_models, settings, http_client, request_metrics)
+    redis = providers.Resource(redis_client, settings)
+    qdrant = providers.Resource(qdrant_client, settings)
 
-    embedder = providers.Resource(embedder, settings, http_client, request_metrics)
-    qdrant_client = providers.Resource(qdrant_client, settings)
-    document_index = providers.Resource(document_index, settings, qdrant_client, embedder)
-    memory_store = providers.Resource(memory_store, settings, qdrant_client, embedder)
-    redis_client = providers.Resource(redis_client, settings)
-    memory_queue = providers.Singleton(memory_queue, settings, redis_client)
-    recent_turns = providers.Singleton(recent_turns, settings, redis_client)
+
+class Inference(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    infrastructure = providers.DependenciesContainer()
+
+    chat_models = providers.Selector(
+        providers.Callable(_choice("inference_backend"), settings),
+        embedded=providers.Resource(
+            embedded_chat_model, settings, infrastructure.http_client,
+            infrastructure.request_metrics,
+        ),
+        upstreams=providers.Singleton(
+            upstream_chat_models, settings, infrastructure.http_client,
+            infrastructure.request_metrics,
+        ),
+    )  # fmt: skip
+    embedder = providers.Selector(
+        providers.Callable(_choice("embedder_backend"), settings),
+        onnx=providers.Resource(onnx_embedder, settings),
+        remote=providers.Singleton(
+            remote_embedder, settings, infrastructure.http_client, infrastructure.request_metrics
+        ),
+    )
     # One for the process: its round-robin is across everything that embeds documents.
     fair_embedder = providers.Singleton(
-        lambda s, e: FairEmbedder(e, slice_size=s.embedder_fair_slice), settings, embedder
+        FairEmbedder, embedder, slice_size=settings.provided.embedder_fair_slice
     )
-    memory_writer = providers.Resource(memory_writer, memory_store, memory_queue, fair_embedder)
-
-    model_router = providers.Singleton(model_router, settings, chat_models, clock)
+    model_router = providers.Singleton(model_router, settings, chat_models, infrastructure.clock)
     chat_completions = providers.Singleton(
         ChatCompletions,
         model_router,
-        request_metrics,
-        providers.Callable(responses_upstreams, settings, http_client),
+        infrastructure.request_metrics,
+        providers.Callable(responses_upstreams, settings, infrastructure.http_client),
     )
-    knowledge_base = providers.Singleton(
-        lambda s, e, i, f: KnowledgeBase(
-            e,
-            i,
-            functools.partial(
-                chunk_text, max_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap
-            ),
-            max_document_chars=s.max_document_bytes,
-            max_chunks=s.max_document_chunks,
-            fair=f,
-            threshold=s.rag_threshold or None,
-            mode=SearchMode(s.rag_mode),
-            reader=SniffingFileReader(),
-            chunk_size=ChunkSize(s.chunk_tokens, s.chunk_overlap),
+
+
+class Storage(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    infrastructure = providers.DependenciesContainer()
+    inference = providers.DependenciesContainer()
+
+    decay = providers.Singleton(decay_policy, settings)
+    document_index = providers.Selector(
+        providers.Callable(_choice("vector_backend"), settings),
+        edge=providers.Resource(edge_document_index, settings, inference.embedder),
+        server=providers.Singleton(
+            server_document_index, infrastructure.qdrant, inference.embedder
         ),
-        settings,
-        embedder,
-        document_index,
-        fair_embedder,
     )
-    memories = providers.Singleton(
-        Memories, memory_store, memory_queue, embedder, clock, recent_turns, fair=fair_embedder
-    )
-    create_embeddings = providers.Singleton(
-        lambda s, e, f: CreateEmbeddings(
-            e,
-            [a.strip() for a in s.embeddings_aliases.split(",")],
-            max_inputs=s.embeddings_max_inputs,
-            max_tokens=s.embeddings_max_tokens,
-            fair=f,
+    memory_store = providers.Selector(
+        providers.Callable(_choice("memory_store_backend"), settings),
+        edge=providers.Resource(edge_memory_store, settings, inference.embedder, decay),
+        server=providers.Singleton(
+            server_memory_store, infrastructure.qdrant, inference.embedder, decay
         ),
-        settings,
-        embedder,
-        fair_embedder,
+        mem0=providers.Resource(mem0_store, settings, inference.embedder, decay),
     )
-    rate_limiter = providers.Singleton(rate_limiter, redis_client)
-    key_store = providers.Resource(key_store, settings, redis_client)
+    memory_queue = providers.Selector(
+        providers.Callable(_choice("state_backend"), settings),
+        local=providers.Singleton(local_memory_queue, settings),
+        redis=providers.Singleton(redis_memory_queue, infrastructure.redis),
+    )
+    recent_turns = providers.Selector(
+        providers.Callable(_choice("recent_turns_backend"), settings),
+        off=providers.Object(None),
+        local=providers.Singleton(local_recent_turns, settings),
+        redis=providers.Singleton(redis_recent_turns, settings, infrastructure.redis),
+    )
+    response_store = providers.Selector(
+        providers.Callable(_choice("state_backend"), settings),
+        local=providers.Singleton(local_response_store, settings),
+        redis=providers.Singleton(redis_response_store, settings, infrastructure.redis),
+    )
+
+
+class Access(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    infrastructure = providers.DependenciesContainer()
+
+    keyring = providers.Singleton(
+        KeyRing.from_config,
+        settings.provided.api_keys,
+        production=settings.provided.production,
+    )
+    rate_limiter = providers.Selector(
+        providers.Callable(_choice("state_backend"), settings),
+        local=providers.Singleton(local_rate_limiter),
+        redis=providers.Singleton(redis_rate_limiter, infrastructure.redis),
+    )
+    key_store = providers.Selector(
+        providers.Callable(_choice("state_backend"), settings),
+        local=providers.Resource(file_key_store, settings),
+        redis=providers.Singleton(redis_key_store, infrastructure.redis),
+    )
+    usage_history = providers.Selector(
+        providers.Callable(_choice("state_backend"), settings),
+        local=providers.Singleton(local_usage_history),
+        redis=providers.Resource(redis_usage_history, infrastructure.redis),
+    )
     audit_log = providers.Singleton(StructlogAuditLog)
-    usage_history = providers.Resource(usage_history, redis_client)
     key_management = providers.Singleton(
-        KeyManagement, keyring, key_store, clock, audit_log, usage=usage_history
+        KeyManagement, keyring, key_store, infrastructure.clock, audit_log, usage=usage_history
     )
     admission = providers.Singleton(
-        lambda s, limiter, keys, clock, usage: AdmissionControl(
-            limiter, keys, clock, tier_policies(s),
-            RequestLimits(s.max_messages, s.max_content_chars), usage=usage,
+        AdmissionControl,
+        rate_limiter,
+        key_store,
+        infrastructure.clock,
+        providers.Callable(tier_policies, settings),
+        providers.Factory(
+            RequestLimits, settings.provided.max_messages, settings.provided.max_content_chars
         ),
-        settings, rate_limiter, key_store, clock, usage_history,
+        usage=usage_history,
+    )
+
+
+class UseCases(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    infrastructure = providers.DependenciesContainer()
+    inference = providers.DependenciesContainer()
+    storage = providers.DependenciesContainer()
+
+    knowledge_base = providers.Singleton(
+        knowledge_base, settings, inference.embedder, storage.document_index,
+        inference.fair_embedder,
     )  # fmt: skip
+    memories = providers.Singleton(
+        Memories, storage.memory_store, storage.memory_queue, inference.embedder,
+        infrastructure.clock, storage.recent_turns, fair=inference.fair_embedder,
+    )  # fmt: skip
+    memory_writer = providers.Resource(
+        memory_writer, storage.memory_store, storage.memory_queue, inference.fair_embedder
+    )
+    create_embeddings = providers.Singleton(
+        CreateEmbeddings,
+        inference.embedder,
+        providers.Callable(
+            lambda aliases: [a.strip() for a in aliases.split(",")],
+            settings.provided.embeddings_aliases,
+        ),
+        max_inputs=settings.provided.embeddings_max_inputs,
+        max_tokens=settings.provided.embeddings_max_tokens,
+        fair=inference.fair_embedder,
+    )
     unified_chat = providers.Singleton(
-        lambda s, c, e, kb, m, clock: UnifiedChat(
-            c, e, kb, m, clock,
-            ChatLimits(
-                default_budget_ms=s.chat_budget_ms,
-                max_budget_ms=s.chat_max_budget_ms,
-                retrieval_share=s.retrieval_share,
-                context_tokens=s.context_tokens,
-                recent_turns=s.recent_turns,
-                memory_min_similarity=s.memory_min_similarity,
-            ),
-        ),
-        settings, chat_completions, embedder, knowledge_base, memories, clock,
+        UnifiedChat, inference.chat_completions, inference.embedder, knowledge_base, memories,
+        infrastructure.clock, providers.Callable(chat_limits, settings),
     )  # fmt: skip
-    response_store = providers.Singleton(response_store, settings, redis_client)
     client_context = providers.Singleton(
-        lambda s, unified, memories, clock: ClientContext(
-            unified, memories, clock,
-            budget_ms=s.chat_budget_ms, retrieval_share=s.retrieval_share,
-        ),
-        settings, unified_chat, memories, clock,
+        ClientContext, unified_chat, memories, infrastructure.clock,
+        budget_ms=settings.provided.chat_budget_ms,
+        retrieval_share=settings.provided.retrieval_share,
     )  # fmt: skip
     check_health = providers.Singleton(
-        lambda models, *probes: CheckHealth(health_probes(models, *probes), __version__),
-        chat_models, embedder, document_index, memory_store, memory_queue,
+        check_health, inference.chat_models, inference.embedder, storage.document_index,
+        storage.memory_store, storage.memory_queue,
     )  # fmt: skip
+
+
+def _trace_requests(tracer: Any) -> Callable[[ASGIApp], ASGIApp] | None:
+    return tracer.middleware if tracer is not None else None
+
+
+class Container(containers.DeclarativeContainer):
+    """The gateway: each room a container of its own; ``services`` is what HTTP serves.
+    Tests replace a part with ``container.<room>.<part>.override(...)``."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    infrastructure = providers.Container(Infrastructure, settings=settings)
+    inference = providers.Container(Inference, settings=settings, infrastructure=infrastructure)
+    storage = providers.Container(
+        Storage, settings=settings, infrastructure=infrastructure, inference=inference
+    )
+    access = providers.Container(Access, settings=settings, infrastructure=infrastructure)
+    use_cases = providers.Container(
+        UseCases, settings=settings, infrastructure=infrastructure, inference=inference,
+        storage=storage,
+    )  # fmt: skip
+
+    services = providers.Singleton(
+        Services,
+        chat_completions=inference.chat_completions,
+        model_router=inference.model_router,
+        check_health=use_cases.check_health,
+        request_metrics=infrastructure.request_metrics,
+        knowledge_base=use_cases.knowledge_base,
+        memories=use_cases.memories,
+        unified_chat=use_cases.unified_chat,
+        create_embeddings=use_cases.create_embeddings,
+        admission=access.admission,
+        key_management=access.key_management,
+        trace_requests=providers.Callable(_trace_requests, infrastructure.tracing),
+        response_store=storage.response_store,
+        client_context=use_cases.client_context,
+    )
 
 
 async def _resolve(provider: Any) -> Any:
@@ -622,33 +788,16 @@ async def _resolve(provider: Any) -> Any:
 
 @asynccontextmanager
 async def open_services(container: Container) -> AsyncIterator[Services]:
-    """Start the container's resources; close them (in reverse) when the app stops."""
-    started = container.init_resources()
-    if inspect.isawaitable(started):
-        await started
+    """Start what the chosen adapters need (each resource on first use) and close it, in
+    reverse, when the app stops: the background writer first, the clients last."""
     try:
-        tracer = await _resolve(container.tracing)
-        unified_chat: UnifiedChat = await _resolve(container.unified_chat)
-        warm = await unified_chat.warm_up()
+        services: Services = await _resolve(container.services)
+        await _resolve(container.use_cases.memory_writer)
+        warm = await services.unified_chat.warm_up()
         structlog.get_logger("gateway").info(
             "retrieval warmed up",
             stages_ms=warm.timings_ms,
             degraded=[{"stage": d.stage, "reason": d.reason} for d in warm.degraded],
-        )
-        services = Services(
-            chat_completions=await _resolve(container.chat_completions),
-            model_router=await _resolve(container.model_router),
-            check_health=await _resolve(container.check_health),
-            request_metrics=await _resolve(container.request_metrics),
-            knowledge_base=await _resolve(container.knowledge_base),
-            memories=await _resolve(container.memories),
-            unified_chat=unified_chat,
-            create_embeddings=await _resolve(container.create_embeddings),
-            admission=await _resolve(container.admission),
-            key_management=await _resolve(container.key_management),
-            trace_requests=tracer.middleware if tracer is not None else None,
-            response_store=await _resolve(container.response_store),
-            client_context=await _resolve(container.client_context),
         )
         # What start-up built lives as long as the process: out of the collector's
         # way, each collection walks only what requests allocate (-6% CPU a request).

@@ -257,6 +257,32 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def data_path(self) -> Path:
         return Path(self.data_dir)
 
+    # --- which adapter serves each port (the composition root selects by these) -------
+    @property
+    def inference_backend(self) -> Literal["embedded", "upstreams"]:
+        return "embedded" if self.embedded_inference else "upstreams"
+
+    @property
+    def embedder_backend(self) -> Literal["onnx", "remote"]:
+        return "remote" if self.embeddings_url else "onnx"
+
+    @property
+    def vector_backend(self) -> Literal["edge", "server"]:
+        return "server" if self.qdrant_url else "edge"
+
+    @property
+    def memory_store_backend(self) -> Literal["edge", "server", "mem0"]:
+        return "mem0" if self.memory_backend == "mem0" else self.vector_backend
+
+    @property
+    def state_backend(self) -> Literal["local", "redis"]:
+        """Queue, limits, keys, usage and stored responses: in Redis or in process."""
+        return "redis" if self.redis_url else "local"
+
+    @property
+    def recent_turns_backend(self) -> Literal["off", "local", "redis"]:
+        return self.state_backend if self.recent_turns else "off"
+
     def embedded_parts(self) -> list[str]:
         """In-process parts that tie the gateway to one process, with the setting that
         moves each out."""

@@ -18,6 +18,12 @@ class ChatStream(Protocol):
     usage: Usage | None  # known once the usage chunk has passed
 
     @property
+    def usage_only(self) -> bool:
+        """True while the chunk just yielded carries the usage and no choice (the last
+        chunk of a stream asked for with ``include_usage``)."""
+        ...
+
+    @property
     def content(self) -> str:
         """The first choice's text streamed so far."""
         ...

@@ -21,8 +21,13 @@ def body(under_test: ChatModelUnderTest, **params: Any) -> dict[str, Any]:
 
 async def collect(under_test: ChatModelUnderTest, **params: Any) -> list[dict[str, Any]]:
     stream = await under_test.adapter.stream(body(under_test, stream=True, **params))
+    chunks = []
     try:
-        chunks = [json.loads(payload) async for payload in stream]
+        async for payload in stream:
+            chunk = json.loads(payload)
+            # The usage-only chunk is named as such, so no caller reads the bytes for it.
+            assert stream.usage_only == (not chunk["choices"] and chunk.get("usage") is not None)
+            chunks.append(chunk)
     finally:
         await stream.aclose()
     # The stream keeps what it relayed: the text and how it finished.

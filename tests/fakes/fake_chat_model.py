@@ -58,6 +58,7 @@ class FakeChatStream:
         self.usage: Usage | None = None
         self.content = ""
         self.finish_reason: str | None = None
+        self.usage_only = False
         self.closed = False
         self.yielded = 0
         self._payloads = payloads
@@ -72,7 +73,9 @@ class FakeChatStream:
                 if index == last and self._final_usage is not None:
                     self.usage = self._final_usage
                 self.yielded += 1
-                for choice in json.loads(payload)["choices"]:
+                chunk = json.loads(payload)
+                self.usage_only = not chunk["choices"] and chunk.get("usage") is not None
+                for choice in chunk["choices"]:
                     self.content += choice["delta"].get("content") or ""
                     self.finish_reason = choice["finish_reason"] or self.finish_reason
                 yield payload

@@ -295,6 +295,6 @@ def test_only_otlp_over_http_is_accepted() -> None:
 
 def test_tracing_off_adds_nothing() -> None:
     container = Container(settings=Settings())
-    assert type(container.request_metrics()) is RequestMetrics
+    assert type(container.infrastructure.request_metrics()) is RequestMetrics
     traced = Container(settings=Settings(tracing=True))
-    assert type(traced.request_metrics()) is TracedRequestMetrics
+    assert type(traced.infrastructure.request_metrics()) is TracedRequestMetrics

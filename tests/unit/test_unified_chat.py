@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from application.chat_completions import ChatCompletions
 from application.knowledge_base import KnowledgeBase, NewDocument
 from application.memories import Memories, MemoryWriter
-from application.model_router import ModelRouter
-from application.unified_chat import ChatLimits, UnifiedChat, UnifiedChatRequest
-from domain.chunking import chunk_text
+from application.unified_chat import UnifiedChat, UnifiedChatRequest
 from domain.errors import EmbeddingUnavailable, InvalidRequest, UpstreamUnavailable
 from domain.memory import MemoryHit
 from domain.principal import Principal, Tier
-from domain.routing import RoutingTable
+from gateway.container import Container
+from gateway.settings import Settings
+from ports.memory_store import MemoryStore
 from tests.fakes.fake_chat_model import FakeChatModel
 from tests.fakes.fake_clock import FakeClock
 from tests.fakes.fake_document_index import FakeDocumentIndex
@@ -38,21 +38,32 @@ class SlowMemoryStore(FakeMemoryStore):
 
 
 class World:
-    def __init__(self) -> None:
+    """The real composition root's use-cases, each port served by a fake."""
+
+    def __init__(self, tmp_path: Path, store: MemoryStore | None = None, **settings: Any) -> None:
         self.clock = FakeClock()
         self.model = FakeChatModel(models=("fake-model",))
         self.embedder = FakeEmbedder()
         self.index = FakeDocumentIndex()
-        self.store = SlowMemoryStore()
+        self.store = store or SlowMemoryStore()
         self.queue = FakeMemoryQueue()
-        router = ModelRouter([self.model], RoutingTable(default_model="fake-model"), self.clock)
-        self.knowledge_base = KnowledgeBase(self.embedder, self.index, chunk_text)
-        self.memories = Memories(self.store, self.queue, self.embedder, self.clock)
-        self.writer = MemoryWriter(self.store, self.queue, self.embedder, wait_s=0)
-        self.chat = UnifiedChat(
-            ChatCompletions(router), self.embedder, self.knowledge_base, self.memories,
-            self.clock, ChatLimits(default_budget_ms=3000, retrieval_share=0.25),
+        self.container = Container(
+            settings=Settings(
+                data_dir=str(tmp_path), default_model="fake-model", chat_budget_ms=3000,
+                retrieval_share=0.25, **{"recent_turns": 0, **settings},
+            )
         )  # fmt: skip
+        self.container.infrastructure.clock.override(self.clock)
+        self.container.infrastructure.http_client.override(None)  # the fakes need none
+        self.container.inference.chat_models.override([self.model])
+        self.container.inference.embedder.override(self.embedder)
+        self.container.storage.document_index.override(self.index)
+        self.container.storage.memory_store.override(self.store)
+        self.container.storage.memory_queue.override(self.queue)
+        self.knowledge_base: KnowledgeBase = self.container.use_cases.knowledge_base()
+        self.memories: Memories = self.container.use_cases.memories()
+        self.chat: UnifiedChat = self.container.use_cases.unified_chat()
+        self.writer = MemoryWriter(self.store, self.queue, self.embedder, wait_s=0)
 
     def prompt(self) -> str:
         """Everything the model was last asked, as one text."""
@@ -60,8 +71,8 @@ class World:
 
 
 @pytest.fixture
-async def world() -> World:
-    w = World()
+async def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
     await w.knowledge_base.ingest(
         ALICE,
         [
@@ -220,15 +231,8 @@ async def test_stream_context_then_chunks_then_metadata(world: World) -> None:
     assert text in stored.data[0].text
 
 
-async def test_a_follow_up_sees_the_recent_turn_before_it_is_stored() -> None:
-    from adapters.memory.recent_turns import InProcessRecentTurns
-
-    w = World()
-    w.memories = Memories(w.store, w.queue, w.embedder, w.clock, InProcessRecentTurns())
-    w.chat = UnifiedChat(
-        ChatCompletions(ModelRouter([w.model], RoutingTable("fake-model"), w.clock)),
-        w.embedder, w.knowledge_base, w.memories, w.clock, ChatLimits(),
-    )  # fmt: skip
+async def test_a_follow_up_sees_the_recent_turn_before_it_is_stored(tmp_path: Path) -> None:
+    w = World(tmp_path, recent_turns=6)
     await w.chat.answer(ALICE, ask("My booking code is QX-91", user_id="alice", use_rag=False))
     # The writer has not run: long-term memory has nothing yet.
     follow_up = await w.chat.answer(ALICE, ask("What is my code?", user_id="alice", use_rag=False))
@@ -339,21 +343,18 @@ class FixedMemoryStore(FakeMemoryStore):
 
 
 async def test_memories_under_the_similarity_floor_stay_out_of_the_prompt(
-    world: World,
+    tmp_path: Path,
 ) -> None:
-    now = world.clock.now()
-    world.memories = Memories(
+    now = FakeClock().now()
+    world = World(
+        tmp_path,
         FixedMemoryStore([
             MemoryHit("m1", "User: I keep bees", score=0.5, similarity=0.5, timestamp=now),
             MemoryHit("m2", "User: I hate jazz", score=0.3, similarity=0.05, timestamp=now),
             MemoryHit("m3", "User: I sail boats", score=-0.2, similarity=-0.2, timestamp=now),
         ]),
-        world.queue, world.embedder, world.clock,
     )  # fmt: skip
-    chat = UnifiedChat(
-        world.chat._completions, world.embedder, world.knowledge_base, world.memories,
-        world.clock, ChatLimits(memory_min_similarity=0.1),
-    )  # fmt: skip
+    chat = world.chat
 
     answer = await chat.answer(ALICE, ask("Tell me about bees", user_id="alice", use_rag=False))
 

@@ -140,6 +140,11 @@ class _UsageAddingStream(StreamAround):
         super().__init__(inner)
         self.usage: Usage | None = None
         self._prompt_tokens = prompt_tokens
+        self._usage_only = False
+
+    @property
+    def usage_only(self) -> bool:
+        return self._usage_only
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         identity = ChunkHead()
@@ -154,6 +159,7 @@ class _UsageAddingStream(StreamAround):
         self.usage = Usage(
             self._prompt_tokens, completion_tokens, self._prompt_tokens + completion_tokens
         )
+        self._usage_only = True
         yield encode(
             {
                 "id": identity.id or "",

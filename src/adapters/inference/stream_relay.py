@@ -32,6 +32,7 @@ class SSERelay:
         self.model = model
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.usage_only = False
         self._parts: list[str] = []
         self._response = response
         self._translated = translated
@@ -71,6 +72,7 @@ class SSEChatStream(SSERelay):
                         ) from exc
                     if head.usage is not None:
                         self.usage = head.usage.domain()
+                    self.usage_only = not head.choices and head.usage is not None
                     for choice in head.choices:
                         if choice.index == 0:
                             if choice.delta is not None and choice.delta.content:
@@ -103,6 +105,10 @@ class StreamAround:
     @property
     def finish_reason(self) -> str | None:
         return self._inner.finish_reason
+
+    @property
+    def usage_only(self) -> bool:
+        return self._inner.usage_only
 
     async def aclose(self) -> None:
         await self._inner.aclose()
