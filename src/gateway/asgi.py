@@ -10,8 +10,10 @@ from gateway.logging import configure_logging
 from gateway.settings import Settings, load_settings
 
 
-def build(settings: Settings) -> ASGIApp:
-    container = Container(settings=settings)
+def build(settings: Settings, container: Container | None = None) -> ASGIApp:
+    """The app on ``settings``; ``container`` is the one to serve from if given (a test's,
+    with parts overridden)."""
+    container = container or Container(settings=settings)
     return create_http_app(
         services=lambda: open_services(container),
         metrics=container.infrastructure.request_metrics(),

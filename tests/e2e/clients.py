@@ -11,6 +11,7 @@ import httpx
 
 from tests.conftest import GatewayProcess
 from tests.e2e.conftest import STANDARD_KEY
+from tests.in_process import InProcessGateway
 
 CHAT_PATH = "/v1/chat/completions"
 DONE = "[DONE]"
@@ -21,12 +22,34 @@ def bearer(key: str = STANDARD_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+Gateway = GatewayProcess | InProcessGateway
+
+
 def api_client(
-    gateway: GatewayProcess, key: str | None = STANDARD_KEY, *, timeout: float = 30.0
+    gateway: Gateway, key: str | None = STANDARD_KEY, *, timeout: float = 30.0
 ) -> httpx.Client:
-    """An httpx client for ``gateway``, sending ``key`` (none when ``None``)."""
+    """An httpx client for ``gateway`` (a process, or the app in this one), sending
+    ``key`` (none when ``None``)."""
     headers = bearer(key) if key is not None else {}
-    return httpx.Client(base_url=gateway.url, headers=headers, timeout=timeout)
+    transport = gateway.transport() if isinstance(gateway, InProcessGateway) else None
+    return httpx.Client(base_url=gateway.url, headers=headers, timeout=timeout, transport=transport)
+
+
+def async_api_client(
+    gateway: Gateway, key: str | None = STANDARD_KEY, *, timeout: float = 60.0
+) -> httpx.AsyncClient:
+    """The same as ``api_client`` for async code: requests sent together are served
+    together (connections unbounded: the gateway's own limits are what is tested)."""
+    headers = bearer(key) if key is not None else {}
+    if isinstance(gateway, InProcessGateway):
+        return httpx.AsyncClient(
+            base_url=gateway.url, headers=headers, timeout=timeout,
+            transport=gateway.async_transport(),
+        )  # fmt: skip
+    return httpx.AsyncClient(
+        base_url=gateway.url, headers=headers, timeout=timeout,
+        limits=httpx.Limits(max_connections=None),
+    )  # fmt: skip
 
 
 def chat_body(content: str, **params: Any) -> dict[str, Any]:
@@ -34,11 +57,11 @@ def chat_body(content: str, **params: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": content}], **params}
 
 
-def post_chat(gateway: GatewayProcess, **request: Any) -> httpx.Response:
+def post_chat(gateway: Gateway, **request: Any) -> httpx.Response:
     """POST /v1/chat/completions with the standard key; ``request`` goes to httpx."""
-    headers = {**bearer(), **request.pop("headers", {})}
-    timeout = request.pop("timeout", 30.0)
-    return httpx.post(f"{gateway.url}{CHAT_PATH}", headers=headers, timeout=timeout, **request)
+    headers = request.pop("headers", {})
+    with api_client(gateway, timeout=request.pop("timeout", 30.0)) as client:
+        return client.post(CHAT_PATH, headers=headers, **request)
 
 
 def sse_data(text: str) -> list[str]:
