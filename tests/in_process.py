@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from litestar.testing import TestClient
@@ -90,3 +91,16 @@ def _first(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+@contextlib.contextmanager
+def in_process_pair(
+    env: Mapping[str, str], tmp_path_factory: Any, name: str
+) -> Iterator[tuple[InProcessGateway, InProcessGateway]]:
+    """Two instances of the app on one ``env`` (one Redis: limits, keys, usage shared),
+    each from a container of its own."""
+    with (
+        in_process_gateway(env, tmp_path_factory.mktemp(f"{name}-a")) as first,
+        in_process_gateway(env, tmp_path_factory.mktemp(f"{name}-b")) as second,
+    ):
+        yield first, second
