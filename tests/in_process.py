@@ -79,7 +79,7 @@ def in_process_gateway(
     with contextlib.ExitStack() as stack:
         try:
             client = stack.enter_context(
-                TestClient(app, base_url=IN_PROCESS_URL, raise_server_exceptions=True)  # type: ignore[arg-type]
+                TestClient(app, base_url=IN_PROCESS_URL, raise_server_exceptions=True)  # type: ignore[type-var]
             )
         except BaseExceptionGroup as group:
             # A start refused (a ConfigurationError...) as the server would say it.
