@@ -13,15 +13,20 @@ from typing import Any
 
 import anthropic
 import httpx
-import httpx2
 import openai
 import pytest
 
 from tests.conftest import FakeUpstream, start_fake_upstream, stop
-from tests.e2e.clients import api_client, sse_chunks
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.clients import api_client, last_upstream_request, sse_chunks
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, shared_fake_env
 from tests.e2e.openai_errors import assert_openai_error
-from tests.in_process import InProcessGateway, in_process_gateway, in_process_pair
+from tests.in_process import (
+    InProcessGateway,
+    anthropic_client,
+    in_process_gateway,
+    in_process_pair,
+    openai_client,
+)
 
 MODEL = "fake-model"
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -34,59 +39,9 @@ FUNCTION = {"type": "function", "name": "weather", "description": "The weather i
 def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
-    """``fake_gateway``'s settings (tests/e2e/conftest.py), served in process."""
-    env = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
-        "GATEWAY_DEFAULT_MODEL": MODEL,
-        "GATEWAY_CIRCUIT_FAILURES": "100000",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
+    env = shared_fake_env(fake_upstream)
     with in_process_gateway(env, tmp_path_factory.mktemp("protocols")) as gateway:
         yield gateway
-
-
-class _Httpx2IntoTheApp(httpx2.BaseTransport):
-    """The official SDKs speak httpx2, whose objects are not httpx's: each request is
-    handed to the app's httpx transport as it is and the answer handed back as it came
-    (its bytes still encoded: the SDK's client decodes them)."""
-
-    def __init__(self, gateway: InProcessGateway) -> None:
-        self._inner = gateway.transport()
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = self._inner.handle_request(
-            httpx.Request(request.method, str(request.url), headers=request.headers.raw,
-                          content=request.read())
-        )  # fmt: skip
-        try:
-            body = b"".join(answer.iter_raw())
-        finally:
-            answer.close()
-        return httpx2.Response(
-            answer.status_code, headers=answer.headers.raw, content=body, request=request
-        )
-
-
-def into(gateway: InProcessGateway) -> httpx2.Client:
-    """An SDK's ``http_client`` (closed with the SDK's client): its requests go to the
-    app in process, through the SDK's own httpx2 client as without one."""
-    return httpx2.Client(transport=_Httpx2IntoTheApp(gateway))
-
-
-def anthropic_client(gateway: InProcessGateway, **options: Any) -> anthropic.Anthropic:
-    """The official Anthropic SDK driving the app in process."""
-    return anthropic.Anthropic(
-        base_url=gateway.url, max_retries=0, timeout=30, http_client=into(gateway), **options
-    )
-
-
-def openai_client(gateway: InProcessGateway, **options: Any) -> openai.OpenAI:
-    """The official OpenAI SDK driving the app in process."""
-    return openai.OpenAI(
-        base_url=f"{gateway.url}/v1", max_retries=0, timeout=30, http_client=into(gateway),
-        **options,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +54,6 @@ def oai(gateway: InProcessGateway) -> Iterator[openai.OpenAI]:
 def claude(gateway: InProcessGateway) -> Iterator[anthropic.Anthropic]:
     with anthropic_client(gateway, api_key=STANDARD_KEY) as client:
         yield client
-
-
-def last_upstream_request(upstream: FakeUpstream) -> dict[str, Any]:
-    request: dict[str, Any] = upstream.stats()["last_request"]  # type: ignore[assignment]
-    return request
 
 
 def anthropic_error(response: httpx.Response, status: int, kind: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import FakeUpstream, start_fake_upstream, stop
 from tests.e2e.clients import CHAT_PATH, DONE, api_client, bearer, chat_body, eventually, sse_data
-from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED, shared_fake_env
 from tests.e2e.openai_errors import assert_openai_error
 from tests.e2e.test_unified_chat import ROOMY, listed, tell, unique
 from tests.in_process import InProcessGateway, in_process_gateway
@@ -69,16 +69,9 @@ def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProce
 def lenient_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
-    """In front of the suites' lenient fake upstream: ``fake_gateway``'s settings
-    (tests/e2e/conftest.py), served in process."""
-    settings = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "GATEWAY_CIRCUIT_FAILURES": "100000",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
-    with in_process_gateway(settings, tmp_path_factory.mktemp("fake")) as gateway:
+    """In front of the suites' lenient fake upstream, served in process."""
+    env = shared_fake_env(fake_upstream)
+    with in_process_gateway(env, tmp_path_factory.mktemp("fake")) as gateway:
         yield gateway
 
 

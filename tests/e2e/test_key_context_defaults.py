@@ -19,8 +19,7 @@ from tests.conftest import FakeUpstream
 from tests.e2e.clients import api_client, eventually
 from tests.e2e.conftest import ADMIN_KEY, UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
-from tests.e2e.test_client_protocols import anthropic_client, openai_client
-from tests.in_process import InProcessGateway, in_process_gateway
+from tests.in_process import InProcessGateway, anthropic_client, in_process_gateway, openai_client
 
 MODEL = "fake-model"
 

@@ -13,11 +13,10 @@ import pytest
 
 from domain.errors import ConfigurationError
 from tests.conftest import FakeUpstream
-from tests.e2e.clients import api_client
+from tests.e2e.clients import api_client, last_upstream_request
 from tests.e2e.conftest import STANDARD_KEY, UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
-from tests.e2e.test_client_protocols import last_upstream_request, openai_client
-from tests.in_process import InProcessGateway, in_process_gateway
+from tests.in_process import InProcessGateway, in_process_gateway, openai_client
 
 MODEL = "fake-model"
 
