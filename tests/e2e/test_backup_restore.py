@@ -1,6 +1,7 @@
 """The README's backup and restore, tried: what a gateway stored (a document, a memory,
 a managed key) is found again by a gateway started on the restored copy, and not by
-one started on the wiped directory.
+one started on the wiped directory (each gateway the app in process: stopped, it has
+run its graceful shutdown, as a SIGTERM would).
 
 Embedded profile: stop the gateway, copy GATEWAY_DATA_DIR, restore by copying it back.
 With REDIS_URL, Redis's own persistence (an RDB snapshot) keeps the managed keys."""
@@ -18,8 +19,10 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.conftest import GatewayProcess, start_fake_upstream, start_gateway, stop
+from tests.conftest import start_fake_upstream, stop
+from tests.e2e.clients import Gateway, api_client
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY
+from tests.in_process import InProcessGateway, in_process_gateway
 
 TOKEN = "BACKUP-ZEBRA-4471"
 DOCUMENT = {
@@ -31,21 +34,17 @@ MEMORY = "Prefers restores that are tried, not hoped for."
 
 
 @contextmanager
-def gateway(env: Mapping[str, str], tmp: Path, data: Path) -> Iterator[GatewayProcess]:
-    process = start_gateway({**env, "GATEWAY_DATA_DIR": str(data)}, tmp)
-    try:
-        yield process
-    finally:
-        stop(process.process)  # type: ignore[arg-type]  # SIGTERM: a graceful stop
+def gateway(env: Mapping[str, str], tmp: Path, data: Path) -> Iterator[InProcessGateway]:
+    # Leaving the block stops the app as SIGTERM stops the server: a graceful stop.
+    with in_process_gateway({**env, "GATEWAY_DATA_DIR": str(data)}, tmp) as started:
+        yield started
 
 
-def client(gateway: GatewayProcess, key: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-    )
+def client(gateway: Gateway, key: str) -> httpx.Client:
+    return api_client(gateway, key, timeout=60)
 
 
-def store_everything(gateway: GatewayProcess) -> str:
+def store_everything(gateway: Gateway) -> str:
     """A document, a memory and a managed key; returns the key's secret."""
     with client(gateway, DEVELOPER_KEY) as developer:
         assert developer.post("/v1/documents", json=DOCUMENT).status_code == 201
@@ -58,7 +57,7 @@ def store_everything(gateway: GatewayProcess) -> str:
     return str(created.json()["key"])
 
 
-def found(gateway: GatewayProcess, managed_key: str) -> dict[str, Any]:
+def found(gateway: Gateway, managed_key: str) -> dict[str, Any]:
     """What the gateway finds of what ``store_everything`` stored."""
     with client(gateway, STANDARD_KEY) as standard:
         hits = standard.post("/v1/rag/search", json={"query": TOKEN, "k": 3})

@@ -1,6 +1,7 @@
 """Backends down: ``/v1/chat`` still answers (200) and names the stage it did without;
-``/health`` says so. Qdrant unreachable, a private Redis killed and restarted, and a
-turn queued in Redis surviving the gateway's death."""
+``/health`` says so. Qdrant unreachable, a private Redis killed and restarted (the app
+in process), and a turn queued in Redis surviving the gateway's death (a real process,
+killed; the app in process drains what it left)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import api_client, bearer, eventually, sse_data
+from tests.conftest import FakeUpstream, GatewayProcess, start_gateway
+from tests.e2e.clients import Gateway, api_client, eventually, sse_data
 from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.openai_errors import assert_openai_error
 from tests.e2e.test_unified_chat import (
@@ -34,6 +35,7 @@ from tests.e2e.test_unified_chat import (
     unique,
     wait_until_stored,
 )
+from tests.in_process import InProcessGateway, in_process_gateway
 
 if TYPE_CHECKING:
     from tests.contract.memory_fixtures import RedisServer
@@ -60,16 +62,14 @@ def degraded_stages(answer: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def qdrantless_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(
-        gateway_env(fake_upstream, QDRANT_URL=nowhere()), tmp_path_factory.mktemp("qdrantless")
-    )
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+) -> Iterator[InProcessGateway]:
+    env = gateway_env(fake_upstream, QDRANT_URL=nowhere())
+    with in_process_gateway(env, tmp_path_factory.mktemp("qdrantless")) as gateway:
+        yield gateway
 
 
 def test_chat_answers_without_qdrant_naming_both_retrievals(
-    qdrantless_gateway: GatewayProcess,
+    qdrantless_gateway: Gateway,
 ) -> None:
     with api_client(qdrantless_gateway) as client:
         # Nothing stored: a turn queued here could never be, and would hold up the
@@ -80,7 +80,7 @@ def test_chat_answers_without_qdrant_naming_both_retrievals(
     assert answer["context"] == {"memories": [], "rag_documents": []}
 
 
-def test_streamed_chat_answers_without_qdrant(qdrantless_gateway: GatewayProcess) -> None:
+def test_streamed_chat_answers_without_qdrant(qdrantless_gateway: Gateway) -> None:
     with api_client(qdrantless_gateway) as client:
         response = client.post(
             CHAT,
@@ -98,8 +98,9 @@ def test_streamed_chat_answers_without_qdrant(qdrantless_gateway: GatewayProcess
     assert {"memory_retrieval", "rag_retrieval"} <= {d["stage"] for d in metadata["degraded"]}
 
 
-def test_health_is_degraded_without_qdrant(qdrantless_gateway: GatewayProcess) -> None:
-    response = httpx.get(f"{qdrantless_gateway.url}/health", timeout=10)
+def test_health_is_degraded_without_qdrant(qdrantless_gateway: Gateway) -> None:
+    with api_client(qdrantless_gateway, None, timeout=10) as client:
+        response = client.get("/health")
     assert response.status_code == 200
     health = response.json()
     assert health["status"] == "degraded"
@@ -108,7 +109,7 @@ def test_health_is_degraded_without_qdrant(qdrantless_gateway: GatewayProcess) -
     assert health["services"]["max_serve"]["status"] == "healthy"
 
 
-def test_memory_api_is_503_without_qdrant(qdrantless_gateway: GatewayProcess) -> None:
+def test_memory_api_is_503_without_qdrant(qdrantless_gateway: Gateway) -> None:
     with api_client(qdrantless_gateway) as client:
         response = client.get("/v1/memories", params={"user_id": "alice"})
     assert_openai_error(response, 503)
@@ -131,11 +132,10 @@ def redis_gateway(
     redis_for_queue: RedisServer,
     fake_upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
+) -> Iterator[InProcessGateway]:
     env = gateway_env(fake_upstream, REDIS_URL=f"redis://127.0.0.1:{redis_for_queue.port}/0")
-    gateway = start_gateway(env, tmp_path_factory.mktemp("redis-gateway"))
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+    with in_process_gateway(env, tmp_path_factory.mktemp("redis-gateway")) as gateway:
+        yield gateway
 
 
 def stores(client: httpx.Client, user_id: str) -> str | None:
@@ -144,14 +144,19 @@ def stores(client: httpx.Client, user_id: str) -> str | None:
     return answer["metadata"]["memory_id"] if answer["metadata"]["memory_stored"] else None
 
 
-def redis_health(gateway: GatewayProcess) -> str:
-    services = httpx.get(f"{gateway.url}/health", timeout=10).json()["services"]
-    return str(services["redis"]["status"])
+def health(gateway: Gateway, key: str | None = None) -> dict[str, Any]:
+    """``/health``: its details (why a service is down) for admin keys only."""
+    with api_client(gateway, key, timeout=10) as client:
+        return dict(client.get("/health").json())
+
+
+def redis_health(gateway: Gateway) -> str:
+    return str(health(gateway)["services"]["redis"]["status"])
 
 
 @pytest.mark.redis
 def test_redis_down_reports_memory_not_stored_then_recovers(
-    redis_gateway: GatewayProcess, redis_for_queue: RedisServer
+    redis_gateway: Gateway, redis_for_queue: RedisServer
 ) -> None:
     alice = unique("alice")
     # A short client timeout: the gateway must answer promptly, not hang on Redis.
@@ -161,18 +166,16 @@ def test_redis_down_reports_memory_not_stored_then_recovers(
         try:
             down = chat(client, "I like cocoa", user_id=alice)
             # The detail (why it is down) is for admin keys.
-            health = httpx.get(
-                f"{redis_gateway.url}/health", headers=bearer(ADMIN_KEY), timeout=10
-            ).json()
+            down_health = health(redis_gateway, ADMIN_KEY)
         finally:
             redis_for_queue.start()
         assert down["choices"][0]["message"]["content"]
         assert down["metadata"]["memory_stored"] is False
         assert down["metadata"]["memory_id"] is None
         assert "memory_storage" in degraded_stages(down)
-        assert health["status"] == "degraded"
-        assert health["services"]["redis"]["status"] == "unhealthy"
-        assert health["services"]["redis"]["detail"]
+        assert down_health["status"] == "degraded"
+        assert down_health["services"]["redis"]["status"] == "unhealthy"
+        assert down_health["services"]["redis"]["detail"]
         # Back on the same port: storing works again (a pooled connection from before
         # the restart may fail once, hence the polling).
         memory_id = eventually(lambda: stores(client, alice), within_s=15)
@@ -184,7 +187,7 @@ def test_redis_down_reports_memory_not_stored_then_recovers(
 
 @pytest.mark.redis
 def test_redis_down_still_recalls_long_term_memories(
-    redis_gateway: GatewayProcess, redis_for_queue: RedisServer
+    redis_gateway: Gateway, redis_for_queue: RedisServer
 ) -> None:
     alice = unique("alice")
     with api_client(redis_gateway, timeout=10) as client:
@@ -271,11 +274,8 @@ def test_a_queued_turn_survives_a_gateway_kill(
                 os.kill(pid, signal.SIGKILL)
         redis.close()
     # Gateway B, on the same Redis with a working store, drains what A left queued.
-    second = start_gateway(gateway_env(fake_upstream, REDIS_URL=redis_url), tmp_path / "b")
-    try:
-        with api_client(second) as client:
-            wait_until_stored(client, alice, memory_id)
-            (memory,) = listed(client, alice)
-    finally:
-        stop(second.process)  # type: ignore[arg-type]
+    env = gateway_env(fake_upstream, REDIS_URL=redis_url)
+    with in_process_gateway(env, tmp_path / "b") as second, api_client(second) as client:
+        wait_until_stored(client, alice, memory_id)
+        (memory,) = listed(client, alice)
     assert FACT in memory["text"]

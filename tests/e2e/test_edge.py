@@ -1,7 +1,9 @@
 """The HTTP edge of a real gateway: what any client may send gets a 4xx in OpenAI's
 error body (never a 5xx), every 503 says when to come back, the server's own refusals
 (target, headers, slow or abandoned bodies) are the gateway's, a port in use is one
-line, every log line is JSON, and /metrics shows a key its own tenant only."""
+line, every log line is JSON, and /metrics shows a key its own tenant only. One gateway
+process serves them (the raw sockets, its port, its log and its stop need one); the
+gateways of a single test (an open circuit, a backend down) are the app in process."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, FakeUpstream, GatewayProcess, free_port, start_gateway, stop
-from tests.e2e.clients import CHAT_PATH, bearer, chat_body, logged_request
+from tests.e2e.clients import CHAT_PATH, api_client, bearer, chat_body, logged_request
 from tests.e2e.conftest import UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import in_process_gateway
 
 ADMIN = "sk-edge-admin-0001"
 ACME = "sk-edge-acme-0002"
@@ -95,40 +98,34 @@ def test_upstream_503_says_when_to_come_back(edge_gateway: GatewayProcess) -> No
 
 
 def test_open_circuit_says_its_cooldown(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            "GATEWAY_CIRCUIT_FAILURES": "1",
-            "GATEWAY_CIRCUIT_COOLDOWN_S": str(COOLDOWN_S),
-            "GATEWAY_UPSTREAM_RETRIES": "0",
-        },
-        tmp_path,
-    )
-    try:
-        url = f"{gateway.url}{CHAT_PATH}"
-        # An upstream that is broken (every request fails), not one bad request: only
-        # that opens a circuit.
-        httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 500})
-        assert httpx.post(url, headers=bearer(), json=chat_body("hi")).status_code == 502
-        refused = httpx.post(url, headers=bearer(), json=chat_body("hi"))
-        error = assert_openai_error(refused, 503)
-        assert "circuit" in error["message"]
-        assert refused.headers["retry-after"] == str(COOLDOWN_S)
-    finally:
-        httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 0})
-        stop(gateway.process)  # type: ignore[arg-type]
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_CIRCUIT_FAILURES": "1",
+        "GATEWAY_CIRCUIT_COOLDOWN_S": str(COOLDOWN_S),
+        "GATEWAY_UPSTREAM_RETRIES": "0",
+    }
+    with in_process_gateway(env, tmp_path) as gateway, api_client(gateway) as client:
+        try:
+            # An upstream that is broken (every request fails), not one bad request: only
+            # that opens a circuit.
+            httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 500})
+            assert client.post(CHAT_PATH, json=chat_body("hi")).status_code == 502
+            refused = client.post(CHAT_PATH, json=chat_body("hi"))
+            error = assert_openai_error(refused, 503)
+            assert "circuit" in error["message"]
+            assert refused.headers["retry-after"] == str(COOLDOWN_S)
+        finally:
+            httpx.post(f"http://127.0.0.1:{fake_upstream.port}/_fake/outage", json={"status": 0})
 
 
 def test_backend_down_503_says_when_to_come_back(tmp_path: Path) -> None:
-    gateway = start_gateway({"MAX_SERVE_URL": f"http://127.0.0.1:{free_port()}/v1"}, tmp_path)
-    try:
+    env = {"MAX_SERVE_URL": f"http://127.0.0.1:{free_port()}/v1"}
+    with in_process_gateway(env, tmp_path) as gateway, api_client(gateway, None) as client:
         for path in ("/health", "/health/ready"):
-            response = httpx.get(f"{gateway.url}{path}")
+            response = client.get(path)
             assert response.status_code == 503, response.text
             assert int(response.headers["retry-after"]) >= 1
-    finally:
-        stop(gateway.process)  # type: ignore[arg-type]
 
 
 # --- 2. a port in use -----------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Fair shares of the shared document embedder and bounded, cancellable ingestion, on
-real gateway processes (the embedded MiniLM embedder, Qdrant Edge, the fake upstream)."""
+real gateway processes (the embedded MiniLM embedder, Qdrant Edge, the fake upstream):
+a client that leaves and a SIGTERM need one. What a stopped gateway left on disk is
+read by the app in process, on the same data directory."""
 
 from __future__ import annotations
 
@@ -15,19 +17,18 @@ import httpx
 import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import logged_request
+from tests.e2e.clients import Gateway, api_client, logged_request
 from tests.e2e.conftest import UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import in_process_gateway
 
 BULK_KEY, OTHER_KEY = "sk-bulk", "sk-other"
 KEYS = f"{BULK_KEY}:developer:bulk,{OTHER_KEY}:developer:other"
 SENTENCE = "The quarterly report lists revenue, churn and the support backlog by region. "
 
 
-def client(gateway: GatewayProcess, key: str, timeout: float = 300) -> httpx.Client:
-    return httpx.Client(
-        base_url=gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
-    )
+def client(gateway: Gateway, key: str, timeout: float = 300) -> httpx.Client:
+    return api_client(gateway, key, timeout=timeout)
 
 
 def long_document(chunks: int) -> str:
@@ -170,14 +171,11 @@ def test_sigterm_stops_a_running_ingest_and_leaves_no_half_document(
         first.process.wait(timeout=30)
     finally:
         stop(first.process)  # type: ignore[arg-type]
-    second = start_gateway(env, tmp_path)
-    try:
-        with client(second, BULK_KEY) as c:
-            listed = c.get("/v1/documents", params={"limit": 100}).json()["data"]
-            mine = [d for d in listed if d["source"] == source]
-            assert [d["chunk_count"] for d in mine] == [1]  # the older version, whole
-            hits = c.post("/v1/rag/search", json={"query": "quarterly report churn", "k": 5})
-            assert hits.status_code == 200, hits.text
-            assert all("Section" not in h["text"] for h in hits.json()["data"]), hits.text
-    finally:
-        stop(second.process)  # type: ignore[arg-type]
+    # Started again on the same data directory.
+    with in_process_gateway(env, tmp_path) as second, client(second, BULK_KEY) as c:
+        listed = c.get("/v1/documents", params={"limit": 100}).json()["data"]
+        mine = [d for d in listed if d["source"] == source]
+        assert [d["chunk_count"] for d in mine] == [1]  # the older version, whole
+        hits = c.post("/v1/rag/search", json={"query": "quarterly report churn", "k": 5})
+        assert hits.status_code == 200, hits.text
+        assert all("Section" not in h["text"] for h in hits.json()["data"]), hits.text
