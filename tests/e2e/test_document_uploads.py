@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +41,37 @@ def env_for(fake_upstream: FakeUpstream) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def gateway(
-    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    fake_upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[InProcessGateway]:
+    here = [item for item in request.session.items if item.module is request.module]
+    if any("process" in item.fixturenames for item in here):
+        request.getfixturevalue("starting_process")  # it starts while these tests run
     with in_process_gateway(env_for(fake_upstream), tmp_path_factory.mktemp("uploads")) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
-def process(
+def starting_process(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    """The same configuration as a process: bodies sent piece by piece over a socket."""
-    started = start_gateway(env_for(fake_upstream), tmp_path_factory.mktemp("uploads-process"))
-    yield started
-    stop(started.process)  # type: ignore[arg-type]
+) -> Iterator[Future[GatewayProcess]]:
+    """The same configuration as a process, for bodies sent piece by piece over a
+    socket: started in the background (a start mostly waits)."""
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(
+            start_gateway, env_for(fake_upstream), tmp_path_factory.mktemp("uploads-process")
+        )
+        try:
+            yield starting
+        finally:
+            if starting.exception() is None:
+                stop(starting.result().process)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def process(starting_process: Future[GatewayProcess]) -> GatewayProcess:
+    return starting_process.result()
 
 
 def uploads_dir(gateway: Gateway) -> Path:
