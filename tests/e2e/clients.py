@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.conftest import GatewayProcess
+from tests.conftest import FakeUpstream, GatewayProcess
 from tests.e2e.conftest import STANDARD_KEY
 from tests.in_process import InProcessGateway
 
@@ -101,3 +101,9 @@ def logged_request(gateway: GatewayProcess, request_id: str) -> list[dict[str, A
         lambda: [e for e in access_log_lines(gateway) if e["request_id"] == request_id]
     )
     return found or []
+
+
+def last_upstream_request(upstream: FakeUpstream) -> dict[str, Any]:
+    """The body the fake upstream received last."""
+    request: dict[str, Any] = upstream.stats()["last_request"]  # type: ignore[assignment]
+    return request

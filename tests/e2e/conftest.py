@@ -30,25 +30,27 @@ def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatew
     stop(gateway.process)  # type: ignore[arg-type]
 
 
+def shared_fake_env(fake_upstream: FakeUpstream) -> dict[str, str]:
+    """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout."""
+    return {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        # The suites inject upstream failures on purpose: no circuit opens here
+        # (the circuit breaker has a gateway of its own in its test).
+        "GATEWAY_CIRCUIT_FAILURES": "100000",
+        # Many suites share this gateway and its keys: limits out of their way
+        # (the limits have gateways of their own in their tests).
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+
+
 @pytest.fixture(scope="session")
 def fake_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout."""
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            # The suites inject upstream failures on purpose: no circuit opens here
-            # (the circuit breaker has a gateway of its own in its test).
-            "GATEWAY_CIRCUIT_FAILURES": "100000",
-            # Many suites share this gateway and its keys: limits out of their way
-            # (the limits have gateways of their own in their tests).
-            "GATEWAY_TIER_LIMITS": UNLIMITED,
-        },
-        tmp_path_factory.mktemp("fake"),
-    )
+    """``shared_fake_env`` as a process, shared by the suites."""
+    gateway = start_gateway(shared_fake_env(fake_upstream), tmp_path_factory.mktemp("fake"))
     yield gateway
     stop(gateway.process)  # type: ignore[arg-type]
 

@@ -1,5 +1,6 @@
-"""Bearer keys: who gets in, what is public, what never reaches the log, and the
-configurations the gateway refuses to start with."""
+"""Bearer keys: who gets in, what is public (on the app served in this process), what
+never reaches the log (a gateway process's log), and the configurations the gateway
+refuses to start with (the real command's exit and message for one of each kind)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,39 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, free_port, start_gateway, stop
+from domain.errors import ConfigurationError
+from tests.conftest import FakeUpstream, GatewayProcess, free_port
 from tests.e2e.clients import api_client, bearer, logged_request
-from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY
+from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 DEV_KEYS = (STANDARD_KEY, ADMIN_KEY, DEVELOPER_KEY)
 WRONG_KEY = "sk-wrong-secret-value-42"
 PUBLIC_PATHS = ("/health", "/health/live", "/health/ready", "/docs", "/redoc", "/openapi.json")
 
 
-def test_missing_key_is_401_with_challenge(fake_gateway: GatewayProcess) -> None:
-    with api_client(fake_gateway, key=None) as client:
+@pytest.fixture(scope="module")
+def gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
+    """The seed's dev keys in front of the fake upstream (as ``fake_gateway``)."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("auth")) as gateway:
+        yield gateway
+
+
+def test_missing_key_is_401_with_challenge(gateway: InProcessGateway) -> None:
+    with api_client(gateway, key=None) as client:
         response = client.get("/v1/models")
     assert_openai_error(response, 401, code="invalid_api_key")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -33,8 +51,8 @@ def test_missing_key_is_401_with_challenge(fake_gateway: GatewayProcess) -> None
     [f"Bearer {WRONG_KEY}", "Basic xyz", "Bearer", f"Token {STANDARD_KEY}"],
     ids=["wrong-key", "basic", "bare-scheme", "other-scheme"],
 )
-def test_bad_authorization_is_401(fake_gateway: GatewayProcess, authorization: str) -> None:
-    with api_client(fake_gateway, key=None) as client:
+def test_bad_authorization_is_401(gateway: InProcessGateway, authorization: str) -> None:
+    with api_client(gateway, key=None) as client:
         response = client.get("/v1/models", headers={"Authorization": authorization})
     assert_openai_error(response, 401, code="invalid_api_key")
 
@@ -51,6 +69,7 @@ def test_bad_authorization_is_401(fake_gateway: GatewayProcess, authorization: s
 def test_odd_authorization_is_refused_never_5xx(
     fake_gateway: GatewayProcess, authorization: bytes
 ) -> None:
+    # A process: the HTTP server reads these headers before the app does.
     with api_client(fake_gateway, key=None) as client:
         response = client.get("/v1/models", headers={"Authorization": authorization})
     assert response.status_code in (400, 401, 431), response.text
@@ -58,19 +77,19 @@ def test_odd_authorization_is_refused_never_5xx(
 
 
 @pytest.mark.parametrize("key", DEV_KEYS)
-def test_seed_dev_keys_work(fake_gateway: GatewayProcess, key: str) -> None:
-    with api_client(fake_gateway, key=key) as client:
+def test_seed_dev_keys_work(gateway: InProcessGateway, key: str) -> None:
+    with api_client(gateway, key=key) as client:
         assert client.get("/v1/models").status_code == 200
 
 
 @pytest.mark.parametrize("path", PUBLIC_PATHS)
-def test_public_paths_need_no_key(fake_gateway: GatewayProcess, path: str) -> None:
-    with api_client(fake_gateway, key=None) as client:
+def test_public_paths_need_no_key(gateway: InProcessGateway, path: str) -> None:
+    with api_client(gateway, key=None) as client:
         assert client.get(path).status_code == 200
 
 
-def test_metrics_need_a_key(fake_gateway: GatewayProcess) -> None:
-    with api_client(fake_gateway, key=None) as client:
+def test_metrics_need_a_key(gateway: InProcessGateway) -> None:
+    with api_client(gateway, key=None) as client:
         assert_openai_error(client.get("/metrics"), 401)
 
 
@@ -89,17 +108,12 @@ def test_keys_are_never_logged(fake_gateway: GatewayProcess) -> None:
 
 
 def test_configured_keys_replace_the_dev_keys(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateway = start_gateway(
-        {"API_KEYS": "sk-a:standard,sk-b:admin:acme", "MAX_SERVE_URL": fake_upstream.url},
-        tmp_path,
-    )
-    try:
-        statuses = {}
+    env = {"API_KEYS": "sk-a:standard,sk-b:admin:acme", "MAX_SERVE_URL": fake_upstream.url}
+    statuses = {}
+    with in_process_gateway(env, tmp_path) as gateway:
         for key in ("sk-a", "sk-b", STANDARD_KEY):
             with api_client(gateway, key=key) as client:
                 statuses[key] = client.get("/v1/models")
-    finally:
-        stop(gateway.process)  # type: ignore[arg-type]
     assert statuses["sk-a"].status_code == 200
     assert statuses["sk-b"].status_code == 200
     assert_openai_error(statuses[STANDARD_KEY], 401, code="invalid_api_key")
@@ -124,9 +138,8 @@ def refused_start(tmp: Path, env: dict[str, str], *args: str) -> subprocess.Comp
 @pytest.mark.parametrize(
     ("env", "args", "named"),
     [
-        pytest.param({"GATEWAY_ENV": "production"}, (), "API_KEYS", id="production-no-keys"),
+        # A setting refused as it is read, and one refused by the command's own checks.
         pytest.param({"GATEWAY_BOGUS": "1"}, (), "GATEWAY_BOGUS", id="unknown-setting"),
-        pytest.param({"GATEWAY_PORT": "abc"}, (), "GATEWAY_PORT", id="malformed-port"),
         pytest.param({}, ("--workers", "2"), "MAX_SERVE_URL", id="workers-embedded"),
     ],
 )
@@ -146,8 +159,28 @@ def test_startup_refusal_names_the_setting(
     assert "Traceback" not in result.stderr
 
 
-def test_wrong_key_is_refused_before_validation(fake_gateway: GatewayProcess) -> None:
-    with api_client(fake_gateway, key=WRONG_KEY) as client:
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        pytest.param({"GATEWAY_ENV": "production"}, "API_KEYS", id="production-no-keys"),
+        pytest.param({"GATEWAY_PORT": "abc"}, "GATEWAY_PORT", id="malformed-port"),
+    ],
+)
+def test_startup_refusal_in_process_names_the_setting(
+    fake_upstream: FakeUpstream, tmp_path: Path, env: dict[str, str], named: str
+) -> None:
+    """The same refusals as a ``ConfigurationError`` (which the command prints without a
+    traceback, as the test above checks of its kinds)."""
+    with (
+        pytest.raises(ConfigurationError) as refused,
+        in_process_gateway({"MAX_SERVE_URL": fake_upstream.url, **env}, tmp_path),
+    ):
+        pass
+    assert named in refused.value.message
+
+
+def test_wrong_key_is_refused_before_validation(gateway: InProcessGateway) -> None:
+    with api_client(gateway, key=WRONG_KEY) as client:
         response = client.post("/v1/chat/completions", json={"messages": []})
     # Authentication comes before validation: a stranger learns nothing of the API.
     assert_openai_error(response, 401)

@@ -1,6 +1,8 @@
 """The clients users bring, through their official SDKs, against a gateway whose
 upstream is the scripted fake (tool calls, finish reasons, legacy completions):
-``openai`` (completions, responses), ``anthropic`` (messages, stream, count_tokens)."""
+``openai`` (completions, responses), ``anthropic`` (messages, stream, count_tokens).
+The app is served in process, the SDKs driving it through its transport; their checks
+against a real port are test_client_protocols_embedded's (and test_openai_sdk's)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,17 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_fake_upstream, start_gateway, stop
-from tests.e2e.clients import bearer, sse_chunks
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY
+from tests.conftest import FakeUpstream, start_fake_upstream, stop
+from tests.e2e.clients import api_client, last_upstream_request, sse_chunks
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, shared_fake_env
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import (
+    InProcessGateway,
+    anthropic_client,
+    in_process_gateway,
+    in_process_pair,
+    openai_client,
+)
 
 MODEL = "fake-model"
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -27,24 +36,24 @@ FUNCTION = {"type": "function", "name": "weather", "description": "The weather i
 
 
 @pytest.fixture(scope="module")
-def oai(fake_gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{fake_gateway.url}/v1", api_key=STANDARD_KEY, max_retries=0, timeout=30
-    ) as client:
+def gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
+    env = shared_fake_env(fake_upstream)
+    with in_process_gateway(env, tmp_path_factory.mktemp("protocols")) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def oai(gateway: InProcessGateway) -> Iterator[openai.OpenAI]:
+    with openai_client(gateway, api_key=STANDARD_KEY) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def claude(fake_gateway: GatewayProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url=fake_gateway.url, api_key=STANDARD_KEY, max_retries=0, timeout=30
-    ) as client:
+def claude(gateway: InProcessGateway) -> Iterator[anthropic.Anthropic]:
+    with anthropic_client(gateway, api_key=STANDARD_KEY) as client:
         yield client
-
-
-def last_upstream_request(upstream: FakeUpstream) -> dict[str, Any]:
-    request: dict[str, Any] = upstream.stats()["last_request"]  # type: ignore[assignment]
-    return request
 
 
 def anthropic_error(response: httpx.Response, status: int, kind: str) -> str:
@@ -81,36 +90,37 @@ def test_completions_stream(oai: openai.OpenAI) -> None:
 
 
 def test_completions_get_the_keys_cap_and_its_refusals(
-    fake_gateway: GatewayProcess, fake_upstream: FakeUpstream
+    gateway: InProcessGateway, fake_upstream: FakeUpstream
 ) -> None:
-    url = f"{fake_gateway.url}/v1/completions"
-    httpx.post(url, headers=bearer(), json={"model": MODEL, "prompt": "x"}).raise_for_status()
-    # No max_tokens: the standard tier's cap is sent, as on chat completions.
-    assert last_upstream_request(fake_upstream)["max_tokens"] == 4096
-    over = httpx.post(url, headers=bearer(), json={"model": MODEL, "prompt": "x",
-                                                   "max_tokens": 100_000})  # fmt: skip
-    assert_openai_error(over, 400, param="max_tokens")
-    wrong = httpx.post(url, headers=bearer(), json={"model": MODEL, "prompt": 3})
-    assert_openai_error(wrong, 400, param="prompt")
-    missing = httpx.post(url, headers=bearer(), json={"model": MODEL})
-    assert_openai_error(missing, 400, param="prompt")
-    unknown = httpx.post(url, headers=bearer(), json={"model": "nope", "prompt": "x"})
-    assert_openai_error(unknown, 404, param="model")
-    anonymous = httpx.post(url, json={"model": MODEL, "prompt": "x"})
-    assert_openai_error(anonymous, 401)
+    url = "/v1/completions"
+    with api_client(gateway) as client, api_client(gateway, None) as nobody:
+        client.post(url, json={"model": MODEL, "prompt": "x"}).raise_for_status()
+        # No max_tokens: the standard tier's cap is sent, as on chat completions.
+        assert last_upstream_request(fake_upstream)["max_tokens"] == 4096
+        over = client.post(url, json={"model": MODEL, "prompt": "x", "max_tokens": 100_000})
+        assert_openai_error(over, 400, param="max_tokens")
+        wrong = client.post(url, json={"model": MODEL, "prompt": 3})
+        assert_openai_error(wrong, 400, param="prompt")
+        missing = client.post(url, json={"model": MODEL})
+        assert_openai_error(missing, 400, param="prompt")
+        unknown = client.post(url, json={"model": "nope", "prompt": "x"})
+        assert_openai_error(unknown, 404, param="model")
+        anonymous = nobody.post(url, json={"model": MODEL, "prompt": "x"})
+        assert_openai_error(anonymous, 401)
 
 
 def test_a_managed_keys_allowed_models_hold_on_every_route(
-    fake_gateway: GatewayProcess, fake_upstream: FakeUpstream
+    gateway: InProcessGateway, fake_upstream: FakeUpstream
 ) -> None:
-    created = httpx.post(
-        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY),
-        json={"name": f"only-{uuid.uuid4().hex[:6]}", "allowed_models": ["fake-model"],
-              "max_tokens": 20},
-    )  # fmt: skip
+    with api_client(gateway, ADMIN_KEY) as admin:
+        created = admin.post(
+            "/v1/keys",
+            json={"name": f"only-{uuid.uuid4().hex[:6]}", "allowed_models": ["fake-model"],
+                  "max_tokens": 20},
+        )  # fmt: skip
     assert created.status_code == 201, created.text
     secret = created.json()["key"]
-    with httpx.Client(base_url=fake_gateway.url, headers=bearer(secret), timeout=30) as client:
+    with api_client(gateway, secret) as client:
         assert_openai_error(
             client.post("/v1/completions", json={"model": "fake-model-2", "prompt": "x"}), 403
         )
@@ -148,27 +158,26 @@ def test_an_upstream_without_completions_is_a_clear_400(
 ) -> None:
     upstream = start_fake_upstream("--chat-only")
     try:
-        gateway = start_gateway(
-            {"MAX_SERVE_URL": upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"},
-            tmp_path_factory.mktemp("chat-only"),
-        )
-        try:
+        with (
+            in_process_gateway(
+                {"MAX_SERVE_URL": upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"},
+                tmp_path_factory.mktemp("chat-only"),
+            ) as gateway,
+            api_client(gateway) as client,
+        ):
             for stream in (False, True):
-                refused = httpx.post(
-                    f"{gateway.url}/v1/completions", headers=bearer(),
-                    json={"model": MODEL, "prompt": "x", "stream": stream},
-                )  # fmt: skip
+                refused = client.post(
+                    "/v1/completions", json={"model": MODEL, "prompt": "x", "stream": stream}
+                )
                 error = assert_openai_error(
                     refused, 400, param="model", code="completions_unsupported"
                 )
                 assert "/v1/completions" in error["message"]
-            chat = httpx.post(
-                f"{gateway.url}/v1/chat/completions", headers=bearer(),
+            chat = client.post(
+                "/v1/chat/completions",
                 json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
-            )  # fmt: skip
+            )
             assert chat.status_code == 200
-        finally:
-            stop(gateway.process)  # type: ignore[arg-type]
     finally:
         stop(upstream.process)
 
@@ -209,12 +218,13 @@ def test_messages_stream(claude: anthropic.Anthropic) -> None:
     assert final.usage.input_tokens >= 1
 
 
-def test_messages_event_sequence_on_the_wire(fake_gateway: GatewayProcess) -> None:
-    response = httpx.post(
-        f"{fake_gateway.url}/v1/messages", headers={"x-api-key": STANDARD_KEY},
-        json={"model": MODEL, "max_tokens": 2, "stream": True,
-              "messages": [{"role": "user", "content": "Hello"}]},
-    )  # fmt: skip
+def test_messages_event_sequence_on_the_wire(gateway: InProcessGateway) -> None:
+    with api_client(gateway, None) as client:
+        response = client.post(
+            "/v1/messages", headers={"x-api-key": STANDARD_KEY},
+            json={"model": MODEL, "max_tokens": 2, "stream": True,
+                  "messages": [{"role": "user", "content": "Hello"}]},
+        )  # fmt: skip
     assert response.headers["content-type"].startswith("text/event-stream")
     names = [line.removeprefix("event: ") for line in response.text.split("\n")
              if line.startswith("event: ")]  # fmt: skip
@@ -280,21 +290,20 @@ def test_count_tokens(claude: anthropic.Anthropic) -> None:
 
 
 def test_messages_key_as_bearer_and_errors_in_anthropics_shape(
-    fake_gateway: GatewayProcess,
+    gateway: InProcessGateway,
 ) -> None:
-    with anthropic.Anthropic(
-        base_url=fake_gateway.url, auth_token=STANDARD_KEY, max_retries=0
-    ) as client:
+    with anthropic_client(gateway, auth_token=STANDARD_KEY) as client:
         message = client.messages.create(
             model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}]
         )
         assert message.content[0].text == "tok0"  # type: ignore[union-attr]
-    bad = anthropic.Anthropic(base_url=fake_gateway.url, api_key="sk-wrong", max_retries=0)
+    bad = anthropic_client(gateway, api_key="sk-wrong")
     with bad, pytest.raises(anthropic.AuthenticationError) as refused:
         bad.messages.create(model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}])
     assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
-    url = f"{fake_gateway.url}/v1/messages"
-    anthropic_error(httpx.post(url, json={"model": MODEL}), 401, "authentication_error")
+    with api_client(gateway, None) as nobody:
+        anonymous = nobody.post("/v1/messages", json={"model": MODEL})
+    anthropic_error(anonymous, 401, "authentication_error")
 
 
 @pytest.mark.parametrize(
@@ -316,11 +325,12 @@ def test_messages_key_as_bearer_and_errors_in_anthropics_shape(
     ],
 )  # fmt: skip
 def test_hostile_messages_are_refused_naming_the_field(
-    fake_gateway: GatewayProcess, body: dict[str, Any], named: str
+    gateway: InProcessGateway, body: dict[str, Any], named: str
 ) -> None:
     request = {"model": MODEL, "max_tokens": 8,
                "messages": [{"role": "user", "content": "x"}], **body}  # fmt: skip
-    response = httpx.post(f"{fake_gateway.url}/v1/messages", headers=bearer(), json=request)
+    with api_client(gateway) as client:
+        response = client.post("/v1/messages", json=request)
     assert named in anthropic_error(response, 400, "invalid_request_error")
 
 
@@ -426,7 +436,7 @@ def test_responses_streamed_function_call(oai: openai.OpenAI) -> None:
 
 
 def test_stored_responses_continue_read_and_delete(
-    oai: openai.OpenAI, fake_gateway: GatewayProcess, fake_upstream: FakeUpstream
+    oai: openai.OpenAI, gateway: InProcessGateway, fake_upstream: FakeUpstream
 ) -> None:
     first = oai.responses.create(model=MODEL, input="My name is Ada.", max_output_tokens=2)
     second = oai.responses.create(
@@ -437,22 +447,23 @@ def test_stored_responses_continue_read_and_delete(
         "I", "My name is Ada.", "tok0 tok1", "What is my name?"]  # fmt: skip
     assert oai.responses.retrieve(second.id).output_text == second.output_text
     # Another tenant's key does not see it.
-    created = httpx.post(
-        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY),
-        json={"name": "other tenant", "tenant": f"t{uuid.uuid4().hex[:6]}"},
-    )  # fmt: skip
-    other = bearer(created.json()["key"])
-    seen = httpx.get(f"{fake_gateway.url}/v1/responses/{second.id}", headers=other)
-    assert_openai_error(seen, 404, param="response_id")
-    continued = httpx.post(
-        f"{fake_gateway.url}/v1/responses", headers=other,
-        json={"model": MODEL, "input": "x", "previous_response_id": second.id},
-    )  # fmt: skip
-    assert_openai_error(continued, 404, param="previous_response_id")
+    with api_client(gateway, ADMIN_KEY) as admin:
+        created = admin.post(
+            "/v1/keys", json={"name": "other tenant", "tenant": f"t{uuid.uuid4().hex[:6]}"}
+        )
+    with api_client(gateway, created.json()["key"]) as other:
+        seen = other.get(f"/v1/responses/{second.id}")
+        assert_openai_error(seen, 404, param="response_id")
+        continued = other.post(
+            "/v1/responses",
+            json={"model": MODEL, "input": "x", "previous_response_id": second.id},
+        )
+        assert_openai_error(continued, 404, param="previous_response_id")
     oai.responses.delete(second.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(second.id)
-    gone = httpx.delete(f"{fake_gateway.url}/v1/responses/{second.id}", headers=bearer())
+    with api_client(gateway) as client:
+        gone = client.delete(f"/v1/responses/{second.id}")
     assert_openai_error(gone, 404)
 
 
@@ -487,12 +498,10 @@ def test_responses_text_format(oai: openai.OpenAI, fake_upstream: FakeUpstream) 
     ],
 )  # fmt: skip
 def test_hostile_responses_requests_are_refused_naming_the_field(
-    fake_gateway: GatewayProcess, body: dict[str, Any], param: str | None
+    gateway: InProcessGateway, body: dict[str, Any], param: str | None
 ) -> None:
-    response = httpx.post(
-        f"{fake_gateway.url}/v1/responses", headers=bearer(),
-        json={"model": MODEL, "input": "x", **body},
-    )  # fmt: skip
+    with api_client(gateway) as client:
+        response = client.post("/v1/responses", json={"model": MODEL, "input": "x", **body})
     status = 404 if param == "previous_response_id" else 400
     error = assert_openai_error(response, status)
     if param is not None:
@@ -505,14 +514,15 @@ def test_hostile_responses_requests_are_refused_naming_the_field(
 
 
 def test_a_stream_failing_midway_ends_with_anthropics_error_event(
-    fake_gateway: GatewayProcess,
+    gateway: InProcessGateway,
 ) -> None:
     # The upstream ends the answer without a finish_reason: cut, not finished.
-    response = httpx.post(
-        f"{fake_gateway.url}/v1/messages", headers={"x-api-key": STANDARD_KEY}, timeout=30,
-        json={"model": MODEL, "max_tokens": 50, "stream": True,
-              "messages": [{"role": "user", "content": "__cut_stream__"}]},
-    )  # fmt: skip
+    with api_client(gateway, None) as client:
+        response = client.post(
+            "/v1/messages", headers={"x-api-key": STANDARD_KEY},
+            json={"model": MODEL, "max_tokens": 50, "stream": True,
+                  "messages": [{"role": "user", "content": "__cut_stream__"}]},
+        )  # fmt: skip
     assert response.status_code == 200
     payloads = sse_chunks(response.text)
     assert payloads[0]["type"] == "message_start"
@@ -522,49 +532,48 @@ def test_a_stream_failing_midway_ends_with_anthropics_error_event(
     assert "message_stop" not in [p["type"] for p in payloads]
 
 
-def test_a_stream_failing_midway_ends_with_response_failed(fake_gateway: GatewayProcess) -> None:
-    response = httpx.post(
-        f"{fake_gateway.url}/v1/responses", headers=bearer(), timeout=30,
-        json={"model": MODEL, "input": "__cut_stream__", "stream": True},
-    )  # fmt: skip
-    assert response.status_code == 200
-    payloads = sse_chunks(response.text)
-    assert payloads[0]["type"] == "response.created"
-    assert [p["type"] for p in payloads[-2:]] == ["error", "response.failed"]
-    assert payloads[-1]["response"]["status"] == "failed"
-    assert "response.completed" not in [p["type"] for p in payloads]
-    # A failed answer is not stored.
-    stored = httpx.get(
-        f"{fake_gateway.url}/v1/responses/{payloads[0]['response']['id']}", headers=bearer()
-    )
+def test_a_stream_failing_midway_ends_with_response_failed(
+    gateway: InProcessGateway,
+) -> None:
+    with api_client(gateway) as client:
+        response = client.post(
+            "/v1/responses", json={"model": MODEL, "input": "__cut_stream__", "stream": True}
+        )
+        assert response.status_code == 200
+        payloads = sse_chunks(response.text)
+        assert payloads[0]["type"] == "response.created"
+        assert [p["type"] for p in payloads[-2:]] == ["error", "response.failed"]
+        assert payloads[-1]["response"]["status"] == "failed"
+        assert "response.completed" not in [p["type"] for p in payloads]
+        # A failed answer is not stored.
+        stored = client.get(f"/v1/responses/{payloads[0]['response']['id']}")
     assert_openai_error(stored, 404)
 
 
 @pytest.fixture(scope="module")
 def redis_pair(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+) -> Iterator[tuple[InProcessGateway, InProcessGateway]]:
     from tests.contract.memory_fixtures import start_redis
 
     redis = start_redis(tmp_path_factory.mktemp("redis-responses"))
     env = {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": MODEL,
            "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "QDRANT_URL": ""}  # fmt: skip
-    first = start_gateway(env, tmp_path_factory.mktemp("responses-a"))
-    second = start_gateway(env, tmp_path_factory.mktemp("responses-b"))
-    yield first, second
-    stop(first.process)  # type: ignore[arg-type]
-    stop(second.process)  # type: ignore[arg-type]
-    redis.kill()
+    try:
+        with in_process_pair(env, tmp_path_factory, "responses") as pair:
+            yield pair
+    finally:
+        redis.kill()
 
 
 @pytest.mark.redis
 def test_a_response_stored_by_one_instance_is_continued_on_another(
-    redis_pair: tuple[GatewayProcess, GatewayProcess], fake_upstream: FakeUpstream
+    redis_pair: tuple[InProcessGateway, InProcessGateway], fake_upstream: FakeUpstream
 ) -> None:
     first, second = redis_pair
     with (
-        openai.OpenAI(base_url=f"{first.url}/v1", api_key=STANDARD_KEY, max_retries=0) as a,
-        openai.OpenAI(base_url=f"{second.url}/v1", api_key=STANDARD_KEY, max_retries=0) as b,
+        openai_client(first, api_key=STANDARD_KEY) as a,
+        openai_client(second, api_key=STANDARD_KEY) as b,
     ):
         stored = a.responses.create(model=MODEL, input="Remember: blue.", max_output_tokens=2)
         assert b.responses.retrieve(stored.id).output_text == "tok0 tok1"
@@ -584,15 +593,13 @@ def test_with_redis_down_answers_still_come_unstored(
     from tests.contract.memory_fixtures import start_redis
 
     redis = start_redis(tmp_path_factory.mktemp("redis-down"))
-    gateway = start_gateway(
-        {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": MODEL,
-         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "QDRANT_URL": ""},
-        tmp_path_factory.mktemp("redis-down-gw"),
-    )  # fmt: skip
+    env = {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": MODEL,
+           "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "QDRANT_URL": ""}  # fmt: skip
     try:
-        with openai.OpenAI(
-            base_url=f"{gateway.url}/v1", api_key=STANDARD_KEY, max_retries=0
-        ) as client:
+        with (
+            in_process_gateway(env, tmp_path_factory.mktemp("redis-down-gw")) as gateway,
+            openai_client(gateway, api_key=STANDARD_KEY) as client,
+        ):
             kept = client.responses.create(model=MODEL, input="x", max_output_tokens=1)
             assert client.responses.retrieve(kept.id).id == kept.id
             redis.kill()
@@ -600,9 +607,9 @@ def test_with_redis_down_answers_still_come_unstored(
             assert answered.output_text == "tok0"
             with client.responses.stream(model=MODEL, input="x") as stream:
                 assert stream.get_final_response().status == "completed"
-            refused = httpx.get(f"{gateway.url}/v1/responses/{kept.id}", headers=bearer())
+            with api_client(gateway) as plain:
+                refused = plain.get(f"/v1/responses/{kept.id}")
             assert_openai_error(refused, 503)
             assert "retry-after" in refused.headers
     finally:
-        stop(gateway.process)  # type: ignore[arg-type]
         redis.kill()

@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import FakeUpstream, GatewayProcess
-from tests.e2e.clients import bearer
+from tests.e2e.clients import bearer, last_upstream_request
 from tests.e2e.conftest import STANDARD_KEY
-from tests.e2e.test_client_protocols import last_upstream_request
 
 MODEL = "fake-model"
 SCHEMA = {"type": "object", "properties": {"command": {"type": "string"}}}

@@ -1,5 +1,6 @@
 """Request hygiene: conversation bounds, the tier's max_tokens cap, CORS for the
-configured origins only, security headers, and a graceful shutdown."""
+configured origins only, security headers (on the app served in this process), and a
+graceful shutdown (of a gateway process, on SIGTERM)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer, chat_body
+from tests.conftest import FakeUpstream, start_gateway, stop
+from tests.e2e.clients import api_client, bearer, chat_body
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 ORIGIN = "https://app.example"
 
@@ -21,57 +23,52 @@ ORIGIN = "https://app.example"
 @pytest.fixture(scope="module")
 def strict_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            "GATEWAY_MAX_MESSAGES": "3",
-            "GATEWAY_MAX_CONTENT_CHARS": "100",
-            "GATEWAY_CORS_ORIGINS": ORIGIN,
-            "GATEWAY_TIER_LIMITS": '{"standard": {"max_tokens": 64}}',
-        },
-        tmp_path_factory.mktemp("strict"),
-    )
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+) -> Iterator[InProcessGateway]:
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_MAX_MESSAGES": "3",
+        "GATEWAY_MAX_CONTENT_CHARS": "100",
+        "GATEWAY_CORS_ORIGINS": ORIGIN,
+        "GATEWAY_TIER_LIMITS": '{"standard": {"max_tokens": 64}}',
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("strict")) as gateway:
+        yield gateway
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/chat"])
-def test_conversation_bounds_name_the_field(strict_gateway: GatewayProcess, path: str) -> None:
-    url = f"{strict_gateway.url}{path}"
-    many = {"messages": [{"role": "user", "content": "hi"}] * 4}
-    assert_openai_error(httpx.post(url, headers=bearer(), json=many), 400, param="messages")
-    long = chat_body("x" * 101)
-    assert_openai_error(
-        httpx.post(url, headers=bearer(), json=long), 400, param="messages[0].content"
-    )
-    capped = chat_body("hi", max_tokens=65)
-    assert_openai_error(httpx.post(url, headers=bearer(), json=capped), 400, param="max_tokens")
-    fine = httpx.post(url, headers=bearer(), json=chat_body("hi", max_tokens=64))
+def test_conversation_bounds_name_the_field(strict_gateway: InProcessGateway, path: str) -> None:
+    with api_client(strict_gateway) as client:
+        many = {"messages": [{"role": "user", "content": "hi"}] * 4}
+        assert_openai_error(client.post(path, json=many), 400, param="messages")
+        long = chat_body("x" * 101)
+        assert_openai_error(client.post(path, json=long), 400, param="messages[0].content")
+        capped = chat_body("hi", max_tokens=65)
+        assert_openai_error(client.post(path, json=capped), 400, param="max_tokens")
+        fine = client.post(path, json=chat_body("hi", max_tokens=64))
     assert fine.status_code == 200, fine.text
 
 
-def test_cors_only_for_configured_origins(strict_gateway: GatewayProcess) -> None:
+def test_cors_only_for_configured_origins(strict_gateway: InProcessGateway) -> None:
     preflight = {"Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization,content-type"}  # fmt: skip
-    allowed = httpx.options(
-        f"{strict_gateway.url}/v1/chat/completions", headers={"Origin": ORIGIN, **preflight}
-    )
+    with api_client(strict_gateway, key=None) as client:
+        allowed = client.options("/v1/chat/completions", headers={"Origin": ORIGIN, **preflight})
+        other = client.options(
+            "/v1/chat/completions", headers={"Origin": "https://evil.example", **preflight}
+        )
     assert allowed.headers.get("access-control-allow-origin") == ORIGIN
-    other = httpx.options(
-        f"{strict_gateway.url}/v1/chat/completions",
-        headers={"Origin": "https://evil.example", **preflight},
-    )
     assert other.headers.get("access-control-allow-origin") is None
 
 
-def test_security_headers_on_every_answer(strict_gateway: GatewayProcess) -> None:
-    for response in (
-        httpx.get(f"{strict_gateway.url}/health/live"),
-        httpx.get(f"{strict_gateway.url}/v1/models"),  # a 401
-        httpx.get(f"{strict_gateway.url}/v1/models", headers=bearer()),
-    ):
+def test_security_headers_on_every_answer(strict_gateway: InProcessGateway) -> None:
+    with api_client(strict_gateway, key=None) as anonymous, api_client(strict_gateway) as client:
+        responses = (
+            anonymous.get("/health/live"),
+            anonymous.get("/v1/models"),  # a 401
+            client.get("/v1/models"),
+        )
+    for response in responses:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "no-referrer"

@@ -1,5 +1,5 @@
-"""What one client sends never denies service to the others, against real processes: a
-gateway in front of a strict fake upstream (it fails a ``developer`` role with a 500
+"""What one client sends never denies service to the others: the gateway's app (served
+in process) in front of a strict fake upstream (it fails a ``developer`` role with a 500
 whose text is an exception's, a list ``content`` with a 422, a penalty out of range
 with a 400). Those requests are 400s naming the reason, never counted against the
 upstream: its circuit stays closed for every other key. An upstream that fails every
@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_fake_upstream, start_gateway, stop
+from tests.conftest import FakeUpstream, start_fake_upstream, stop
 from tests.e2e.clients import CHAT_PATH, DONE, api_client, bearer, chat_body, eventually, sse_data
-from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED, shared_fake_env
 from tests.e2e.openai_errors import assert_openai_error
 from tests.e2e.test_unified_chat import ROOMY, listed, tell, unique
+from tests.in_process import InProcessGateway, in_process_gateway
 
 CIRCUIT_FAILURES = 3
 UNIFIED = "/v1/chat"
@@ -55,17 +56,28 @@ def env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     upstream = start_fake_upstream("--model", "fake-model", "--strict")
-    gateway = start_gateway(env(upstream), tmp_path_factory.mktemp("strict"))
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
-    stop(upstream.process)
+    try:
+        with in_process_gateway(env(upstream), tmp_path_factory.mktemp("strict")) as gateway:
+            yield gateway
+    finally:
+        stop(upstream.process)
+
+
+@pytest.fixture(scope="module")
+def lenient_gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
+    """In front of the suites' lenient fake upstream, served in process."""
+    env = shared_fake_env(fake_upstream)
+    with in_process_gateway(env, tmp_path_factory.mktemp("fake")) as gateway:
+        yield gateway
 
 
 @pytest.mark.parametrize("path", [CHAT_PATH, UNIFIED], ids=["chat-completions", "unified-chat"])
 def test_malformed_requests_from_one_key_never_deny_another(
-    strict_gateway: GatewayProcess, path: str
+    strict_gateway: InProcessGateway, path: str
 ) -> None:
     with (
         api_client(strict_gateway, STANDARD_KEY) as sender,
@@ -91,26 +103,28 @@ def test_an_upstream_failing_every_request_opens_its_circuit_and_health_says_so(
     tmp_path: Path,
 ) -> None:
     upstream = start_fake_upstream("--model", "fake-model")
-    gateway = start_gateway(env(upstream, GATEWAY_CIRCUIT_COOLDOWN_S="2"), tmp_path)
     outage = f"http://127.0.0.1:{upstream.port}/_fake/outage"
     try:
         httpx.post(outage, json={"status": 500})
-        with api_client(gateway) as client:
+        with (
+            in_process_gateway(env(upstream, GATEWAY_CIRCUIT_COOLDOWN_S="2"), tmp_path) as gateway,
+            api_client(gateway) as client,
+            api_client(gateway, None, timeout=10) as nobody,
+        ):
             failed = [client.post(CHAT_PATH, json=chat_body("hi")) for _ in range(CIRCUIT_FAILURES)]
             refused = client.post(CHAT_PATH, json=chat_body("hi"))
             public = client.get("/health", headers={})
-            anonymous = httpx.get(f"{gateway.url}/health", timeout=10)
+            anonymous = nobody.get("/health")
             admin = client.get("/health", headers=bearer(ADMIN_KEY))
-            ready = httpx.get(f"{gateway.url}/health/ready", timeout=10)
+            ready = nobody.get("/health/ready")
             httpx.post(outage, json={"status": 0})
 
             def served_again() -> bool:
                 return client.post(CHAT_PATH, json=chat_body("hi")).status_code == 200
 
             recovered = eventually(served_again, within_s=20)
-            ready_after = httpx.get(f"{gateway.url}/health/ready", timeout=10)
+            ready_after = nobody.get("/health/ready")
     finally:
-        stop(gateway.process)  # type: ignore[arg-type]
         stop(upstream.process)
     for response in failed:
         error = assert_openai_error(response, 502, code="upstream_unavailable")
@@ -135,7 +149,7 @@ def test_an_upstream_failing_every_request_opens_its_circuit_and_health_says_so(
 
 @pytest.mark.parametrize("path", [CHAT_PATH, UNIFIED], ids=["chat-completions", "unified-chat"])
 def test_a_stream_cut_short_is_an_error_event_and_never_remembered(
-    fake_gateway: GatewayProcess, path: str
+    lenient_gateway: InProcessGateway, path: str
 ) -> None:
     """An answer that ends without a finish_reason (llama.cpp's interrupted answer: a
     plain [DONE]) is not relayed as a whole one, nor stored as a turn."""
@@ -143,7 +157,7 @@ def test_a_stream_cut_short_is_an_error_event_and_never_remembered(
     body: dict[str, Any] = {"messages": [{"role": "user", "content": "__cut_stream__"}]}
     if path == UNIFIED:
         body |= {"user_id": user, "use_rag": False, **ROOMY}
-    with api_client(fake_gateway) as client:
+    with api_client(lenient_gateway) as client:
         with client.stream("POST", path, json={**body, "stream": True}) as response:
             assert response.status_code == 200
             events = sse_data(response.read().decode())

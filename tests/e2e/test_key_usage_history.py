@@ -1,6 +1,7 @@
-"""A key's usage over time (``GET /v1/keys/{id}/usage``) over HTTP against real gateway
-processes: two instances sharing a real Redis count into the same buckets; the window,
-the tiers and the key's secret are checked as for the other key routes."""
+"""A key's usage over time (``GET /v1/keys/{id}/usage``) over HTTP: two gateway processes
+sharing a real Redis count into the same buckets (and flush what they counted as they
+stop); the window, the tiers and the key's secret are checked as for the other key
+routes, on the app served in this process."""
 
 from __future__ import annotations
 
@@ -13,45 +14,62 @@ import httpx
 import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer, chat_body
+from tests.e2e.clients import Gateway, api_client, chat_body
 from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
+
+
+def env_for(fake_upstream: FakeUpstream, **extra: str) -> dict[str, str]:
+    return {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def shared_pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    env = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "REDIS_URL": redis_url,
-        "QDRANT_URL": "",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
+    # Processes: their logs are read (the key's secret is never in them).
+    env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
     with gateway_pair(env, tmp_path_factory, "usage") as pair:
         yield pair
 
 
-def usage(gateway: GatewayProcess, key_id: str, **params: str) -> httpx.Response:
-    return httpx.get(
-        f"{gateway.url}/v1/keys/{key_id}/usage", headers=bearer(ADMIN_KEY), params=params
-    )
+@pytest.fixture(scope="module")
+def gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
+    """One instance, no Redis: its usage counted in its own memory."""
+    with in_process_gateway(env_for(fake_upstream), tmp_path_factory.mktemp("usage")) as gateway:
+        yield gateway
 
 
-def use_key(gateways: tuple[GatewayProcess, ...], key_id: str, secret: str) -> tuple[int, int]:
+def usage(gateway: Gateway, key_id: str, **params: str) -> httpx.Response:
+    with api_client(gateway, ADMIN_KEY) as client:
+        return client.get(f"/v1/keys/{key_id}/usage", params=params)
+
+
+def create_key(gateway: Gateway, **fields: object) -> httpx.Response:
+    with api_client(gateway, ADMIN_KEY) as client:
+        return client.post("/v1/keys", json=fields)
+
+
+def use_key(gateways: tuple[Gateway, ...], key_id: str, secret: str) -> tuple[int, int]:
     """Three reads and two chats spread over the instances: (requests, tokens) spent."""
     tokens = 0
     for n in range(3):
-        gateway = gateways[n % len(gateways)]
-        assert httpx.get(f"{gateway.url}/v1/models", headers=bearer(secret)).status_code == 200
+        with api_client(gateways[n % len(gateways)], secret) as client:
+            assert client.get("/v1/models").status_code == 200
     for n in range(2):
-        gateway = gateways[(n + 1) % len(gateways)]
-        chat = httpx.post(
-            f"{gateway.url}/v1/chat/completions",
-            headers=bearer(secret),
-            json=chat_body(f"hello {n}", model="fake-model", max_tokens=20),
-        )
+        with api_client(gateways[(n + 1) % len(gateways)], secret) as client:
+            chat = client.post(
+                "/v1/chat/completions",
+                json=chat_body(f"hello {n}", model="fake-model", max_tokens=20),
+            )
         assert chat.status_code == 200, chat.text
         tokens += chat.json()["usage"]["total_tokens"]
     return 5, tokens
@@ -76,11 +94,7 @@ def test_instances_sharing_redis_count_into_one_history(
     shared_pair: tuple[GatewayProcess, GatewayProcess],
 ) -> None:
     first, second = shared_pair
-    created = httpx.post(
-        f"{first.url}/v1/keys",
-        headers=bearer(ADMIN_KEY),
-        json={"name": "usage robot", "tier": "standard", "token_quota": 100000},
-    )
+    created = create_key(first, name="usage robot", tier="standard", token_quota=100000)
     assert created.status_code == 201, created.text
     key_id, secret = created.json()["id"], created.json()["key"]
     fresh = usage(second, key_id)
@@ -109,13 +123,11 @@ def test_instances_sharing_redis_count_into_one_history(
         assert secret not in gateway.log()
 
 
-def test_usage_history_in_process(fake_gateway: GatewayProcess) -> None:
-    created = httpx.post(
-        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "usage local"}
-    )
+def test_usage_history_in_process(gateway: InProcessGateway) -> None:
+    created = create_key(gateway, name="usage local")
     key_id, secret = created.json()["id"], created.json()["key"]
-    requests, tokens = use_key((fake_gateway,), key_id, secret)
-    answer = usage(fake_gateway, key_id)
+    requests, tokens = use_key((gateway,), key_id, secret)
+    answer = usage(gateway, key_id)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     check_history(body, key_id, "1h", requests, tokens)
@@ -124,21 +136,20 @@ def test_usage_history_in_process(fake_gateway: GatewayProcess) -> None:
     assert secret not in json.dumps(body)
 
 
-def test_bad_window_tiers_and_unknown_keys(fake_gateway: GatewayProcess) -> None:
-    created = httpx.post(
-        f"{fake_gateway.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "usage checks"}
-    )
-    key_id = created.json()["id"]
-    error = assert_openai_error(usage(fake_gateway, key_id, window="7d"), 400)
+def test_bad_window_tiers_and_unknown_keys(gateway: InProcessGateway) -> None:
+    key_id = create_key(gateway, name="usage checks").json()["id"]
+    error = assert_openai_error(usage(gateway, key_id, window="7d"), 400)
     assert "window" in json.dumps(error)
-    assert_openai_error(usage(fake_gateway, "key_nonexistent"), 404, param="key_id")
-    standard = httpx.get(f"{fake_gateway.url}/v1/keys/{key_id}/usage", headers=bearer(STANDARD_KEY))
-    assert_openai_error(standard, 403)
-    assert_openai_error(httpx.get(f"{fake_gateway.url}/v1/keys/{key_id}/usage"), 401)
+    assert_openai_error(usage(gateway, "key_nonexistent"), 404, param="key_id")
+    with api_client(gateway, STANDARD_KEY) as standard:
+        assert_openai_error(standard.get(f"/v1/keys/{key_id}/usage"), 403)
+    with api_client(gateway, key=None) as anonymous:
+        assert_openai_error(anonymous.get(f"/v1/keys/{key_id}/usage"), 401)
 
 
-def test_the_route_is_documented(fake_gateway: GatewayProcess) -> None:
-    schema = httpx.get(f"{fake_gateway.url}/openapi.json").json()
+def test_the_route_is_documented(gateway: InProcessGateway) -> None:
+    with api_client(gateway, key=None) as client:
+        schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/v1/keys/{key_id}/usage"]["get"]
     assert {"400", "401", "403", "404"} <= set(operation["responses"])
     window = next(p for p in operation["parameters"] if p["name"] == "window")
@@ -150,29 +161,18 @@ def test_the_route_is_documented(fake_gateway: GatewayProcess) -> None:
 def test_counts_not_yet_flushed_are_sent_at_shutdown(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """SIGTERM right after the requests (before the next flush): the gateway flushes its
-    counts as it stops; another instance reads them."""
-    env = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "REDIS_URL": redis_url,
-        "QDRANT_URL": "",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
+    """SIGTERM right after the requests (before the next flush): the gateway process
+    flushes its counts as it stops; another instance (here, in this process) reads them."""
+    env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
     first = start_gateway(env, tmp_path_factory.mktemp("usage-stop-a"))
     try:
-        created = httpx.post(
-            f"{first.url}/v1/keys", headers=bearer(ADMIN_KEY), json={"name": "stopped"}
-        ).json()
-        for _ in range(4):
-            response = httpx.get(f"{first.url}/v1/models", headers=bearer(created["key"]))
-            assert response.status_code == 200
+        created = create_key(first, name="stopped").json()
+        with api_client(first, created["key"]) as client:
+            for _ in range(4):
+                assert client.get("/v1/models").status_code == 200
     finally:
         stop(first.process)  # type: ignore[arg-type]
     assert first.process.returncode == 0  # type: ignore[union-attr]
-    second = start_gateway(env, tmp_path_factory.mktemp("usage-stop-b"))
-    try:
+    with in_process_gateway(env, tmp_path_factory.mktemp("usage-stop-b")) as second:
         body = usage(second, created["id"]).json()
-        assert body["requests"] == 4, body
-    finally:
-        stop(second.process)  # type: ignore[arg-type]
+    assert body["requests"] == 4, body

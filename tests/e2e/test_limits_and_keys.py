@@ -1,5 +1,6 @@
-"""Rate limits that hold across instances, managed keys and per-key policy, over HTTP
-against real gateway processes (and a real Redis shared by two of them)."""
+"""Rate limits that hold across instances, managed keys and per-key policy, over HTTP:
+two gateway processes sharing a real Redis (their audit log is read), token quotas and
+tiers on the app served in this process."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer, chat_body
+from tests.conftest import FakeUpstream, GatewayProcess
+from tests.e2e.clients import api_client, bearer, chat_body
 from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import in_process_gateway
 
 TIGHT = '{"standard": {"requests_per_minute": 60, "tokens_per_minute": 1000000}}'
 
@@ -132,36 +134,32 @@ def test_managed_keys_across_instances(
 
 
 def test_a_token_quota_once_spent_is_429(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateway = start_gateway(
-        {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"}, tmp_path
-    )
-    try:
-        created = httpx.post(
-            f"{gateway.url}/v1/keys", headers=bearer(ADMIN_KEY),
-            json={"name": "small", "token_quota": 60, "quota_period": "day"},
-        ).json()  # fmt: skip
-        key = bearer(created["key"])
+    env = {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"}
+    with in_process_gateway(env, tmp_path) as gateway:
+        with api_client(gateway, ADMIN_KEY) as admin:
+            created = admin.post(
+                "/v1/keys", json={"name": "small", "token_quota": 60, "quota_period": "day"}
+            ).json()
         body = chat_body("one two three", model="fake-model", max_tokens=20)
-        first = httpx.post(f"{gateway.url}/v1/chat/completions", headers=key, json=body)
-        assert first.status_code == 200, first.text
-        spent = None
-        for _ in range(10):
-            spent = httpx.post(f"{gateway.url}/v1/chat/completions", headers=key, json=body)
-            if spent.status_code == 429:
-                break
+        with api_client(gateway, created["key"]) as client:
+            first = client.post("/v1/chat/completions", json=body)
+            assert first.status_code == 200, first.text
+            spent = None
+            for _ in range(10):
+                spent = client.post("/v1/chat/completions", json=body)
+                if spent.status_code == 429:
+                    break
         assert spent is not None
         error = assert_openai_error(spent, 429)
         assert error["code"] == "quota_exceeded"
         assert "quota" in error["message"]
-        # Keys persist in the data directory's file (one process), hashed.
+        # Keys persist in the data directory's file (one instance), hashed.
         stored = (tmp_path / "data" / "keys.json").read_text()
         assert created["key"] not in stored
-    finally:
-        stop(gateway.process)  # type: ignore[arg-type]
 
 
-def test_standard_tier_cannot_manage_keys(fake_gateway: GatewayProcess) -> None:
-    response = httpx.post(
-        f"{fake_gateway.url}/v1/keys", headers=bearer(STANDARD_KEY), json={"name": "x"}
-    )
+def test_standard_tier_cannot_manage_keys(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    env = {"MAX_SERVE_URL": fake_upstream.url, "GATEWAY_DEFAULT_MODEL": "fake-model"}
+    with in_process_gateway(env, tmp_path) as gateway, api_client(gateway) as client:
+        response = client.post("/v1/keys", json={"name": "x"})
     assert_openai_error(response, 403)

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_fake_upstream, start_gateway, stop
-from tests.e2e.clients import api_client
+from tests.conftest import FakeUpstream, start_fake_upstream, stop
+from tests.e2e.clients import Gateway, api_client
 from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.test_unified_chat import chat
-from tests.e2e.test_upstream_faults import upstream_events
+from tests.in_process import InProcessGateway, in_process_gateway
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +29,18 @@ def embeddings_server() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def gateway(
     embeddings_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": embeddings_server.url,
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            "EMBEDDINGS_URL": embeddings_server.url,
-            "EMBEDDINGS_MODEL": "fake-embedder",
-            "GATEWAY_UPSTREAM_RETRIES": "0",
-            "GATEWAY_CIRCUIT_FAILURES": "2",
-            "GATEWAY_CIRCUIT_COOLDOWN_S": "600",
-        },
-        tmp_path_factory.mktemp("remote-embedder"),
-    )
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+) -> Iterator[InProcessGateway]:
+    env = {
+        "MAX_SERVE_URL": embeddings_server.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "EMBEDDINGS_URL": embeddings_server.url,
+        "EMBEDDINGS_MODEL": "fake-embedder",
+        "GATEWAY_UPSTREAM_RETRIES": "0",
+        "GATEWAY_CIRCUIT_FAILURES": "2",
+        "GATEWAY_CIRCUIT_COOLDOWN_S": "600",
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("remote-embedder")) as gateway:
+        yield gateway
 
 
 def embedding_failure(answer: dict[str, Any]) -> str | None:
@@ -55,8 +53,22 @@ def embedded(server: FakeUpstream) -> int:
     return int(server.stats()["embedding_requests"])  # type: ignore[call-overload]
 
 
+def upstream_events(gateway: Gateway) -> dict[tuple[str, str], float]:
+    """``gateway_upstream_events_total`` by (event, target), from the Prometheus text
+    (test_upstream_faults' helper, for a gateway of either kind)."""
+    with api_client(gateway, ADMIN_KEY) as client:
+        text = client.get("/metrics", params={"format": "prometheus"}).text
+    return {
+        (sample.labels["event"], sample.labels["target"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "gateway_upstream_events"
+        for sample in family.samples
+        if sample.name == "gateway_upstream_events_total"
+    }
+
+
 def test_a_failing_embedder_is_skipped_at_once_once_its_circuit_opens(
-    gateway: GatewayProcess, embeddings_server: FakeUpstream
+    gateway: InProcessGateway, embeddings_server: FakeUpstream
 ) -> None:
     with api_client(gateway) as client:
         assert embedding_failure(chat(client, "Can orders be returned?")) is None

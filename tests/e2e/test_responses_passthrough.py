@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer
+from domain.errors import ConfigurationError
+from tests.conftest import FakeUpstream
+from tests.e2e.clients import api_client, last_upstream_request
 from tests.e2e.conftest import STANDARD_KEY, UNLIMITED
 from tests.e2e.openai_errors import assert_openai_error
-from tests.e2e.test_client_protocols import last_upstream_request
+from tests.in_process import InProcessGateway, in_process_gateway, openai_client
 
 MODEL = "fake-model"
 
@@ -24,23 +24,22 @@ MODEL = "fake-model"
 @pytest.fixture(scope="module")
 def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    started = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_RESPONSES_PASSTHROUGH": fake_upstream.url,
-            "GATEWAY_DEFAULT_MODEL": MODEL,
-            "GATEWAY_TIER_LIMITS": UNLIMITED,
-        },
-        Path(tmp_path_factory.mktemp("responses-passthrough")),
-    )
-    yield started
-    stop(started.process)  # type: ignore[arg-type]
+) -> Iterator[InProcessGateway]:
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_RESPONSES_PASSTHROUGH": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": MODEL,
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("responses-passthrough")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
-def oai(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=STANDARD_KEY, max_retries=0) as client:
+def oai(gateway: InProcessGateway) -> Iterator[openai.OpenAI]:
+    """The official SDK driving the app in process (its real-port checks are
+    test_client_protocols_embedded's and test_client_context's)."""
+    with openai_client(gateway, api_key=STANDARD_KEY) as client:
         yield client
 
 
@@ -74,7 +73,7 @@ def test_an_unstored_stream_is_the_upstreams(
 
 
 def test_what_needs_the_gateway_is_translated(
-    oai: openai.OpenAI, gateway: GatewayProcess, fake_upstream: FakeUpstream
+    oai: openai.OpenAI, gateway: InProcessGateway, fake_upstream: FakeUpstream
 ) -> None:
     stored = oai.responses.create(model=MODEL, input="Say hi.")  # store: true by default
     assert not stored.id.startswith("resp_fake")
@@ -84,37 +83,35 @@ def test_what_needs_the_gateway_is_translated(
         model=MODEL, input="More.", store=False, previous_response_id=stored.id
     )
     assert not continued.id.startswith("resp_fake")
-    with_rag = httpx.post(
-        f"{gateway.url}/v1/responses", headers={**bearer(), "X-Gateway-RAG": "true"},
-        json={"model": MODEL, "input": "the coolant?", "store": False}, timeout=30,
-    )  # fmt: skip
+    with api_client(gateway) as client:
+        with_rag = client.post(
+            "/v1/responses", headers={"X-Gateway-RAG": "true"},
+            json={"model": MODEL, "input": "the coolant?", "store": False},
+        )  # fmt: skip
     assert with_rag.status_code == 200, with_rag.text
     assert not with_rag.json()["id"].startswith("resp_fake")
     assert "x-gateway-stages" in with_rag.headers
 
 
-def test_admission_and_the_upstreams_refusals(gateway: GatewayProcess) -> None:
-    url = f"{gateway.url}/v1/responses"
-    over = httpx.post(url, headers=bearer(),
-                      json={"model": MODEL, "input": "x", "store": False,
-                            "max_output_tokens": 100_000})  # fmt: skip
+def test_admission_and_the_upstreams_refusals(gateway: InProcessGateway) -> None:
+    url = "/v1/responses"
+    with api_client(gateway) as client:
+        over = client.post(url, json={"model": MODEL, "input": "x", "store": False,
+                                      "max_output_tokens": 100_000})  # fmt: skip
+        refused = client.post(url, json={"model": MODEL, "input": "__status_400__", "store": False})
+        unknown = client.post(url, json={"model": "nope", "input": "x", "store": False})
     assert_openai_error(over, 400, param="max_tokens")
-    refused = httpx.post(
-        url, headers=bearer(), json={"model": MODEL, "input": "__status_400__", "store": False}
-    )
     assert_openai_error(refused, 400)
-    unknown = httpx.post(
-        url, headers=bearer(), json={"model": "nope", "input": "x", "store": False}
-    )
     assert_openai_error(unknown, 404, param="model")
 
 
 def test_a_passthrough_url_that_is_no_upstream_fails_the_start(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    with pytest.raises(RuntimeError, match="GATEWAY_RESPONSES_PASSTHROUGH"):
-        start_gateway(
-            {"MAX_SERVE_URL": fake_upstream.url,
-             "GATEWAY_RESPONSES_PASSTHROUGH": "http://127.0.0.1:9/v1"},
-            tmp_path, ready_timeout=60,
-        )  # fmt: skip
+    env = {"MAX_SERVE_URL": fake_upstream.url,
+           "GATEWAY_RESPONSES_PASSTHROUGH": "http://127.0.0.1:9/v1"}  # fmt: skip
+    with (
+        pytest.raises(ConfigurationError, match="GATEWAY_RESPONSES_PASSTHROUGH"),
+        in_process_gateway(env, tmp_path),
+    ):
+        pass
