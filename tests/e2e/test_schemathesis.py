@@ -152,16 +152,20 @@ class _IntoTheGateway(requests.adapters.HTTPAdapter):
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        body = request.body
-        content = body.encode() if isinstance(body, str) else b"".join(_chunks(body))
+        sent = request.body
+        content = sent.encode() if isinstance(sent, str) else b"".join(_chunks(sent))
         answer = self._into.handle_request(
             httpx.Request(
                 str(request.method), str(request.url),
                 headers=list(request.headers.items()), content=content,
             )
         )  # fmt: skip
+        try:
+            body = b"".join(answer.iter_raw())
+        finally:
+            answer.close()
         raw = urllib3.HTTPResponse(
-            body=io.BytesIO(b"".join(answer.iter_raw())),
+            body=io.BytesIO(body),
             headers=urllib3.HTTPHeaderDict(answer.headers.multi_items()),
             status=answer.status_code,
             reason=answer.reason_phrase,
