@@ -1,7 +1,11 @@
-"""Uploads to the knowledge base on a real gateway process: files of every format read
-by their content, streamed to disk (never held whole, removed after), refused with 413
-before a body over the limit is read, unreadable files named with their reason while the
-others of the upload are ingested, and documents read back with their chunks."""
+"""Uploads to the knowledge base: files of every format read by their content, streamed
+to disk (never held whole, removed after), refused with 413 before a body over the limit
+is read, unreadable files named with their reason while the others of the upload are
+ingested, and documents read back with their chunks.
+
+The gateway is served in process; what needs bytes sent piece by piece over a socket
+(a body refused before it is read, a client gone mid-upload) has a real gateway process
+on the same configuration."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +23,64 @@ import pytest
 
 from tests import document_files as files
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import api_client
+from tests.e2e.clients import Gateway, api_client
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 LIMIT = 2 * 1024 * 1024  # GATEWAY_MAX_DOCUMENT_BYTES of this module's gateway
 ACME, GLOBEX, ADMIN = "sk-acme-dev", "sk-globex-dev", "sk-acme-admin"
 
 
+def env_for(fake_upstream: FakeUpstream) -> dict[str, str]:
+    return {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "API_KEYS": f"{ACME}:developer:acme,{GLOBEX}:developer:globex,{ADMIN}:admin:acme",
+        "GATEWAY_MAX_DOCUMENT_BYTES": str(LIMIT),
+    }
+
+
 @pytest.fixture(scope="module")
 def gateway(
+    request: pytest.FixtureRequest,
+    fake_upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InProcessGateway]:
+    here = [item for item in request.session.items if item.module is request.module]
+    if any("process" in item.fixturenames for item in here):
+        request.getfixturevalue("starting_process")  # it starts while these tests run
+    with in_process_gateway(env_for(fake_upstream), tmp_path_factory.mktemp("uploads")) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def starting_process(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    started = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "API_KEYS": f"{ACME}:developer:acme,{GLOBEX}:developer:globex,{ADMIN}:admin:acme",
-            "GATEWAY_MAX_DOCUMENT_BYTES": str(LIMIT),
-        },
-        tmp_path_factory.mktemp("uploads"),
-    )
-    yield started
-    stop(started.process)  # type: ignore[arg-type]
+) -> Iterator[Future[GatewayProcess]]:
+    """The same configuration as a process, for bodies sent piece by piece over a
+    socket: started in the background (a start mostly waits)."""
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(
+            start_gateway, env_for(fake_upstream), tmp_path_factory.mktemp("uploads-process")
+        )
+        try:
+            yield starting
+        finally:
+            if starting.exception() is None:
+                stop(starting.result().process)  # type: ignore[arg-type]
 
 
-def uploads_dir(gateway: GatewayProcess) -> Path:
+@pytest.fixture(scope="module")
+def process(starting_process: Future[GatewayProcess]) -> GatewayProcess:
+    return starting_process.result()
+
+
+def uploads_dir(gateway: Gateway) -> Path:
+    if isinstance(gateway, InProcessGateway):
+        return gateway.settings.data_path / "uploads"
     return gateway.log_path.parent / "data" / "uploads"
 
 
-def spooled(gateway: GatewayProcess) -> list[Path]:
+def spooled(gateway: Gateway) -> list[Path]:
     folder = uploads_dir(gateway)
     return sorted(folder.rglob("*")) if folder.exists() else []
 
@@ -58,7 +93,7 @@ def upload(client: httpx.Client, *named: tuple[str, bytes], **data: str) -> http
     return client.post("/v1/documents", files=[("file", n) for n in named], data=data)
 
 
-def test_pdf_upload_is_read_back_with_pages(gateway: GatewayProcess) -> None:
+def test_pdf_upload_is_read_back_with_pages(gateway: InProcessGateway) -> None:
     name = unique("manual") + ".pdf"
     pages = [[f"Page {n} explains step {i} of the descaling." for i in range(25)] for n in (1, 2)]
     with api_client(gateway, ACME) as client:
@@ -82,7 +117,7 @@ def test_pdf_upload_is_read_back_with_pages(gateway: GatewayProcess) -> None:
     assert spooled(gateway) == []  # the spooled upload is gone
 
 
-def test_docx_and_html_keep_headings_and_tables(gateway: GatewayProcess) -> None:
+def test_docx_and_html_keep_headings_and_tables(gateway: InProcessGateway) -> None:
     word = files.docx(
         [("h1", "Price list"), ("h2", "Drinks"), ("table", [["Item", "Price"], ["Tea", "3"]])]
     )
@@ -101,7 +136,7 @@ def test_docx_and_html_keep_headings_and_tables(gateway: GatewayProcess) -> None
 
 
 def test_bad_files_are_named_and_the_others_of_the_upload_are_ingested(
-    gateway: GatewayProcess,
+    gateway: InProcessGateway,
 ) -> None:
     good = unique("good") + ".md"
     bad = {
@@ -134,7 +169,7 @@ def test_bad_files_are_named_and_the_others_of_the_upload_are_ingested(
     ids=["dot-dot", "newline"],
 )
 def test_a_file_name_that_cannot_be_a_source_is_400(
-    gateway: GatewayProcess, name: str, reason: str
+    gateway: InProcessGateway, name: str, reason: str
 ) -> None:
     with api_client(gateway, ACME) as client:
         response = upload(client, (name, b"Some text."))
@@ -142,7 +177,7 @@ def test_a_file_name_that_cannot_be_a_source_is_400(
     assert reason in error["message"]
 
 
-def test_an_unknown_binary_is_415_naming_the_file(gateway: GatewayProcess) -> None:
+def test_an_unknown_binary_is_415_naming_the_file(gateway: InProcessGateway) -> None:
     with api_client(gateway, ACME) as client:
         response = upload(client, ("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(300)))
     error = assert_openai_error(response, 415, code="unsupported_media_type")
@@ -198,17 +233,17 @@ def _file_part() -> bytes:
     return b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
 
 
-def test_a_100_mb_upload_is_413_before_it_is_read(gateway: GatewayProcess) -> None:
+def test_a_100_mb_upload_is_413_before_it_is_read(process: GatewayProcess) -> None:
     # Only the first bytes of the announced 100 MB are ever sent: a gateway that read
     # the body before refusing it would wait for the rest (and answer 408, not 413).
-    answer, sent = _raw_post(gateway, _multipart_head(100 * 1024 * 1024), iter([_file_part()]))
+    answer, sent = _raw_post(process, _multipart_head(100 * 1024 * 1024), iter([_file_part()]))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"request_too_large" in answer
     assert sent < 1024
-    assert spooled(gateway) == []
+    assert spooled(process) == []
 
 
-def test_a_streamed_upload_is_413_when_it_passes_the_limit(gateway: GatewayProcess) -> None:
+def test_a_streamed_upload_is_413_when_it_passes_the_limit(process: GatewayProcess) -> None:
     def body() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it early
         piece = _file_part()
         yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
@@ -216,29 +251,29 @@ def test_a_streamed_upload_is_413_when_it_passes_the_limit(gateway: GatewayProce
         for _ in range(100 * 16):
             yield f"{len(block):x}\r\n".encode() + block + b"\r\n"
 
-    answer, sent = _raw_post(gateway, _multipart_head(None), body())
+    answer, sent = _raw_post(process, _multipart_head(None), body())
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     # Soon after the limit (what socket buffers hold aside), not at the end of 100 MB.
     assert sent < 50 * 1024 * 1024
     time.sleep(0.5)
-    assert spooled(gateway) == []
+    assert spooled(process) == []
 
 
-def test_an_upload_cut_short_leaves_no_file_behind(gateway: GatewayProcess) -> None:
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+def test_an_upload_cut_short_leaves_no_file_behind(process: GatewayProcess) -> None:
+    with socket.create_connection(("127.0.0.1", process.port), timeout=30) as sock:
         sock.sendall(_multipart_head(LIMIT - 1024) + _file_part() + b"z" * 300_000)
         deadline = time.monotonic() + 30
-        while not spooled(gateway) and time.monotonic() < deadline:
+        while not spooled(process) and time.monotonic() < deadline:
             time.sleep(0.05)  # the gateway has started spooling it
-        assert spooled(gateway), "the upload was not spooled"
+        assert spooled(process), "the upload was not spooled"
     # The client is gone mid-body: the spooled file goes with it.
     deadline = time.monotonic() + 30
-    while spooled(gateway) and time.monotonic() < deadline:
+    while spooled(process) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert spooled(gateway) == []
+    assert spooled(process) == []
 
 
-def test_read_back_follows_tenancy(gateway: GatewayProcess) -> None:
+def test_read_back_follows_tenancy(gateway: InProcessGateway) -> None:
     with (
         api_client(gateway, ACME) as acme,
         api_client(gateway, GLOBEX) as globex,
@@ -262,7 +297,7 @@ def test_read_back_follows_tenancy(gateway: GatewayProcess) -> None:
     assert_openai_error(bad_include, 400, param="include")
 
 
-def test_list_filters_by_source_prefix_and_metadata(gateway: GatewayProcess) -> None:
+def test_list_filters_by_source_prefix_and_metadata(gateway: InProcessGateway) -> None:
     prefix = unique("proj") + "/"
     documents = [
         {"text": "One.", "source": f"{prefix}a.md", "metadata": {"lang": "en", "draft": True}},
@@ -282,7 +317,7 @@ def test_list_filters_by_source_prefix_and_metadata(gateway: GatewayProcess) -> 
         assert sources(source=prefix, **{"metadata.draft": "false"}) == [f"{prefix}b.md"]
 
 
-def test_replacing_says_so_and_chunk_size_is_per_request(gateway: GatewayProcess) -> None:
+def test_replacing_says_so_and_chunk_size_is_per_request(gateway: InProcessGateway) -> None:
     source = unique("sized") + ".md"
     text = " ".join(f"Sentence {n} of a long text about espresso." for n in range(120))
     with api_client(gateway, ACME) as client:

@@ -1,6 +1,7 @@
 """The knowledge base over HTTP: ``/v1/documents``, ``/v1/rag/search`` and
-``/v1/embeddings`` on real gateway processes (the embedded MiniLM embedder and Qdrant Edge,
-or an unreachable Qdrant server). None of these tests generates text."""
+``/v1/embeddings`` on real gateways (the embedded MiniLM embedder and Qdrant Edge, or an
+unreachable Qdrant server): the session's shared processes, and this module's own
+configurations served in process. None of these tests generates text."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import math
 import uuid
 from array import array
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import ROOT, FakeUpstream, GatewayProcess, free_port, start_gateway, stop
+from tests.conftest import ROOT, FakeUpstream, GatewayProcess, free_port
 from tests.document_files import pdf
 from tests.e2e.clients import api_client
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 CORPUS = ROOT / "examples" / "corpus"
 PRODUCT_CODE = "ACME-GOLD-7731"
@@ -65,48 +66,28 @@ def search(client: httpx.Client, query: str, k: int = 3, **fields: Any) -> list[
 
 
 @pytest.fixture(scope="module")
-def own_gateways(
+def small_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, GatewayProcess]]:
-    """This module's own gateways, started side by side (a start mostly waits):
-    ``small``: two tenants (acme, globex), an acme admin and a 4 KiB document limit;
-    ``qdrant_down``: QDRANT_URL points at a port nobody listens on."""
-    configurations = {
-        "small": {
-            "API_KEYS": f"{ACME_KEY}:developer:acme,{GLOBEX_KEY}:developer:globex,"
-            f"{ACME_ADMIN_KEY}:admin:acme",
-            "GATEWAY_MAX_DOCUMENT_BYTES": str(SMALL_LIMIT),
-        },
-        "qdrant_down": {"QDRANT_URL": f"http://127.0.0.1:{free_port()}"},
+) -> Iterator[InProcessGateway]:
+    """Two tenants (acme, globex), an acme admin and a 4 KiB document limit."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "API_KEYS": f"{ACME_KEY}:developer:acme,{GLOBEX_KEY}:developer:globex,"
+        f"{ACME_ADMIN_KEY}:admin:acme",
+        "GATEWAY_MAX_DOCUMENT_BYTES": str(SMALL_LIMIT),
     }
-    with ThreadPoolExecutor(len(configurations)) as pool:
-        starting = {
-            name: pool.submit(
-                start_gateway,
-                {"MAX_SERVE_URL": fake_upstream.url, **env},
-                tmp_path_factory.mktemp(name),
-            )
-            for name, env in configurations.items()
-        }
-    started = {name: f.result() for name, f in starting.items() if f.exception() is None}
-    failures = [e for f in starting.values() if (e := f.exception()) is not None]
-    try:
-        if failures:
-            raise failures[0]
-        yield started
-    finally:
-        for gateway in started.values():
-            stop(gateway.process)  # type: ignore[arg-type]
+    with in_process_gateway(env, tmp_path_factory.mktemp("small")) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")
-def small_gateway(own_gateways: dict[str, GatewayProcess]) -> GatewayProcess:
-    return own_gateways["small"]
-
-
-@pytest.fixture(scope="module")
-def qdrant_down_gateway(own_gateways: dict[str, GatewayProcess]) -> GatewayProcess:
-    return own_gateways["qdrant_down"]
+def qdrant_down_gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
+    """QDRANT_URL points at a port nobody listens on."""
+    env = {"MAX_SERVE_URL": fake_upstream.url, "QDRANT_URL": f"http://127.0.0.1:{free_port()}"}
+    with in_process_gateway(env, tmp_path_factory.mktemp("qdrant_down")) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +214,7 @@ def test_missing_source_names_the_field(
 
 
 @pytest.mark.parametrize("how", ["json", "multipart"])
-def test_document_over_the_limit_is_413(small_gateway: GatewayProcess, how: str) -> None:
+def test_document_over_the_limit_is_413(small_gateway: InProcessGateway, how: str) -> None:
     text = "x" * (SMALL_LIMIT + 1)
     with api_client(small_gateway, ACME_KEY) as client:
         if how == "json":
@@ -297,7 +278,7 @@ def test_global_scope_needs_an_admin_key(fake_gateway: GatewayProcess) -> None:
 
 
 def test_global_document_of_an_admin_is_seen_by_every_tenant(
-    small_gateway: GatewayProcess,
+    small_gateway: InProcessGateway,
 ) -> None:
     word = unique("lighthouse")
     with api_client(small_gateway, ACME_ADMIN_KEY) as admin:
@@ -311,7 +292,7 @@ def test_global_document_of_an_admin_is_seen_by_every_tenant(
     assert_openai_error(not_theirs, 404, param="id")
 
 
-def test_a_tenant_never_sees_another_tenants_documents(small_gateway: GatewayProcess) -> None:
+def test_a_tenant_never_sees_another_tenants_documents(small_gateway: InProcessGateway) -> None:
     word, source = unique("marmalade"), unique("secret") + ".md"
     with (
         api_client(small_gateway, ACME_KEY) as acme,
@@ -501,15 +482,16 @@ def _cosine(a: list[float], b: list[float]) -> float:
     ids=["ingest", "list", "search", "delete"],
 )
 def test_qdrant_unreachable_is_503(
-    qdrant_down_gateway: GatewayProcess, method: str, path: str, body: dict[str, Any] | None
+    qdrant_down_gateway: InProcessGateway, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
     with api_client(qdrant_down_gateway, DEVELOPER_KEY, timeout=15) as client:
         response = client.request(method, path, json=body)
     assert_openai_error(response, 503, code="index_unavailable")
 
 
-def test_qdrant_unreachable_degrades_health(qdrant_down_gateway: GatewayProcess) -> None:
-    response = httpx.get(f"{qdrant_down_gateway.url}/health", timeout=15)
+def test_qdrant_unreachable_degrades_health(qdrant_down_gateway: InProcessGateway) -> None:
+    with api_client(qdrant_down_gateway, None, timeout=15) as client:
+        response = client.get("/health")
     assert response.status_code == 200, response.text
     health = response.json()
     assert health["status"] == "degraded"

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
+from tests.conftest import FakeUpstream, GatewayProcess
 from tests.e2e.clients import CHAT_PATH, api_client
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 SOCKET_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 1_048_576  # GATEWAY_MAX_BODY_BYTES' default, which fake_gateway keeps
@@ -405,21 +406,19 @@ ACME_KEY, GLOBEX_KEY = "sk-hostile-acme-1", "sk-hostile-globex-1"
 @pytest.fixture(scope="module")
 def two_tenants(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    """A gateway whose two keys belong to the tenants acme and globex."""
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            "API_KEYS": f"{ACME_KEY}:developer:acme,{GLOBEX_KEY}:developer:globex",
-        },
-        tmp_path_factory.mktemp("tenants"),
-    )
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+) -> Iterator[InProcessGateway]:
+    """A gateway whose two keys belong to the tenants acme and globex (served in
+    process: nothing here needs a socket)."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "API_KEYS": f"{ACME_KEY}:developer:acme,{GLOBEX_KEY}:developer:globex",
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("tenants")) as gateway:
+        yield gateway
 
 
-def test_no_user_id_reaches_another_tenants_memories(two_tenants: GatewayProcess) -> None:
+def test_no_user_id_reaches_another_tenants_memories(two_tenants: InProcessGateway) -> None:
     with api_client(two_tenants, ACME_KEY) as acme:
         memory = remember(acme, "victim", f"Acme's vault code is {uuid.uuid4().hex}.")
         assert all(memory["text"] in answer.text for answer in seen_by(acme, "victim", "vault"))

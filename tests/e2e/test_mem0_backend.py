@@ -1,7 +1,8 @@
 """``GATEWAY_MEMORY_BACKEND=mem0``: the gateway keeps long-term memory in Mem0 (the
-``[mem0]`` extra), over HTTP against a real gateway process: ``/v1/memories`` and
-``/v1/chat`` behave as on the default store (a stored turn is found by the next chat,
-other users and tenants see nothing), and a bad choice stops the start with its name."""
+``[mem0]`` extra), over HTTP against the gateway served in process: ``/v1/memories``
+and ``/v1/chat`` behave as on the default store (a stored turn is found by the next
+chat, other users and tenants see nothing); and a bad choice stops the start of a real
+``gateway serve`` process with its name."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer, eventually
+from tests.conftest import FakeUpstream
+from tests.e2e.clients import api_client, eventually
 from tests.e2e.conftest import UNLIMITED
+from tests.in_process import InProcessGateway, in_process_gateway
 
 ALICE, BOB = "sk-mem0-alice", "sk-mem0-bob"  # two tenants
 
@@ -27,27 +29,24 @@ ALICE, BOB = "sk-mem0-alice", "sk-mem0-bob"  # two tenants
 @pytest.fixture(scope="module")
 def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
+) -> Iterator[InProcessGateway]:
     if importlib.util.find_spec("mem0") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("mem0ai is not installed (scripts/setup.sh --dev installs it)")
         pytest.skip("mem0ai is not installed (pip install -e '.[mem0]')")
-    process = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-            "GATEWAY_TIER_LIMITS": UNLIMITED,
-            "GATEWAY_MEMORY_BACKEND": "mem0",
-            "API_KEYS": f"{ALICE}:developer:alice,{BOB}:developer:bob",
-        },
-        tmp_path_factory.mktemp("mem0"),
-    )
-    yield process
-    stop(process.process)  # type: ignore[arg-type]
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+        "GATEWAY_MEMORY_BACKEND": "mem0",
+        "API_KEYS": f"{ALICE}:developer:alice,{BOB}:developer:bob",
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("mem0")) as gateway:
+        yield gateway
 
 
-def client(gateway: GatewayProcess, key: str) -> httpx.Client:
-    return httpx.Client(base_url=gateway.url, headers=bearer(key), timeout=60)
+def client(gateway: InProcessGateway, key: str) -> httpx.Client:
+    return api_client(gateway, key, timeout=60)
 
 
 def chat(http: httpx.Client, user: str, content: str) -> dict[str, Any]:
@@ -57,7 +56,7 @@ def chat(http: httpx.Client, user: str, content: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def test_memories_are_kept_in_mem0(gateway: GatewayProcess) -> None:
+def test_memories_are_kept_in_mem0(gateway: InProcessGateway) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     with client(gateway, ALICE) as alice:
         added = alice.post(
@@ -89,7 +88,7 @@ def test_memories_are_kept_in_mem0(gateway: GatewayProcess) -> None:
         assert alice.get("/v1/memories", params={"user_id": user}).json()["data"] == []
 
 
-def test_a_chat_turn_is_stored_in_mem0_and_recalled(gateway: GatewayProcess) -> None:
+def test_a_chat_turn_is_stored_in_mem0_and_recalled(gateway: InProcessGateway) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     with client(gateway, ALICE) as alice:
         first = chat(alice, user, "Remember: my dog is called Pixel")
@@ -109,8 +108,9 @@ def test_a_chat_turn_is_stored_in_mem0_and_recalled(gateway: GatewayProcess) -> 
         assert "Pixel" in second["choices"][0]["message"]["content"]
 
 
-def test_health_names_the_memory_store(gateway: GatewayProcess) -> None:
-    response = httpx.get(f"{gateway.url}/health", headers=bearer(ALICE), timeout=30)
+def test_health_names_the_memory_store(gateway: InProcessGateway) -> None:
+    with client(gateway, ALICE) as alice:
+        response = alice.get("/health")
     assert response.status_code == 200, response.text
     assert "memory" in response.text
 

@@ -2,6 +2,10 @@
 operation, fuzzed with valid and invalid data, answers without a 5xx, as documented,
 and with OpenAI's error body whenever it refuses.
 
+The gateway is served in process (the real app from the real container): schemathesis'
+own client, ``requests``, reaches it through an adapter into the app (``_IntoTheGateway``),
+so the requests and the checks are schemathesis' own, with no server process to start.
+
 schemathesis 4.32.5's own pytest loaders do not fit here: ``schema.parametrize()``
 needs the schema at import time (the gateway only exists once its fixture ran), and
 ``schemathesis.pytest.from_fixture`` fails under pytest 9.2 (it writes
@@ -11,6 +15,7 @@ Hypothesis."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +23,10 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import requests
+import requests.adapters
 import schemathesis
+import urllib3
 from hypothesis import given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -26,10 +34,11 @@ from schemathesis.config._phases import DEFAULT_UNEXPECTED_METHODS
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from adapters.http import protocol_wire, wire
-from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
-from tests.e2e.clients import bearer
+from tests.conftest import FakeUpstream
+from tests.e2e.clients import api_client, bearer
 from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY
 from tests.e2e.openai_errors import ERROR_FIELDS
+from tests.in_process import InProcessGateway, in_process_gateway
 
 MAX_EXAMPLES = 25  # per operation and mode: ~1000 requests in all
 REQUEST_TIMEOUT_S = 10
@@ -118,25 +127,88 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def fuzzed_gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    """``fake_gateway``'s configuration in a process of its own: ~1000 requests from one
+) -> Iterator[InProcessGateway]:
+    """``fake_gateway``'s configuration in a gateway of its own: ~1000 requests from one
     key would spend the budget the other suites share (rate limits are per key and per
-    process), and fuzzed writes (memories, documents, keys) stay out of their data."""
-    gateway = start_gateway(
-        {
-            "MAX_SERVE_URL": fake_upstream.url,
-            "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
-            "GATEWAY_DEFAULT_MODEL": "fake-model",
-        },
-        tmp_path_factory.mktemp("fuzzed"),
-    )
-    yield gateway
-    stop(gateway.process)  # type: ignore[arg-type]
+    instance), and fuzzed writes (memories, documents, keys) stay out of their data."""
+    env = {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+    }
+    with in_process_gateway(env, tmp_path_factory.mktemp("fuzzed")) as gateway:
+        yield gateway
+
+
+class _IntoTheGateway(requests.adapters.HTTPAdapter):
+    """``requests``' adapter into the in-process gateway: each request goes whole into
+    the app (its lifespan, its loop), the answer comes back as urllib3 would give it
+    (raw bytes, decoded by ``requests`` as over a socket)."""
+
+    def __init__(self, gateway: InProcessGateway) -> None:
+        super().__init__()
+        self._into = gateway.transport()
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        sent = request.body
+        content = sent.encode() if isinstance(sent, str) else b"".join(_chunks(sent))
+        answer = self._into.handle_request(
+            httpx.Request(
+                str(request.method), str(request.url),
+                headers=list(request.headers.items()), content=content,
+            )
+        )  # fmt: skip
+        try:
+            body = b"".join(answer.iter_raw())
+        finally:
+            answer.close()
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(body),
+            headers=urllib3.HTTPHeaderDict(answer.headers.multi_items()),
+            status=answer.status_code,
+            reason=answer.reason_phrase,
+            version=11,
+            preload_content=False,
+            decode_content=True,
+            request_method=request.method,
+            request_url=request.url,
+        )
+        return self.build_response(request, raw)
+
+
+def _chunks(body: Any) -> list[bytes]:
+    if body is None:
+        return []
+    if isinstance(body, bytes):
+        return [body]
+    if hasattr(body, "read"):
+        return [body.read()]
+    return [c.encode() if isinstance(c, str) else bytes(c) for c in body]
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzzed_gateway: GatewayProcess) -> Any:
-    return schemathesis.openapi.from_url(f"{fuzzed_gateway.url}/openapi.json")
+def session(fuzzed_gateway: InProcessGateway) -> Iterator[requests.Session]:
+    """The ``requests`` session schemathesis sends its cases with."""
+    with requests.Session() as session:
+        session.mount(fuzzed_gateway.url, _IntoTheGateway(fuzzed_gateway))
+        yield session
+
+
+def openapi_document(gateway: InProcessGateway) -> dict[str, Any]:
+    with api_client(gateway, None) as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzzed_gateway: InProcessGateway) -> Any:
+    schema = schemathesis.openapi.from_dict(openapi_document(fuzzed_gateway))
+    schema.location = f"{fuzzed_gateway.url}/openapi.json"  # as from_url sets it
+    return schema
 
 
 def cases() -> list[Any]:
@@ -156,20 +228,24 @@ def test_every_documented_operation_is_fuzzed(api_schema: Any) -> None:
 
 
 @pytest.mark.parametrize(("label", "mode"), cases())
-def test_operation_keeps_its_contract(api_schema: Any, label: str, mode: GenerationMode) -> None:
+def test_operation_keeps_its_contract(
+    api_schema: Any, session: requests.Session, label: str, mode: GenerationMode
+) -> None:
     operation = api_schema.find_operation_by_label(label)
     headers = bearer(key_for(label))
 
     @given(case=operation.as_strategy(mode, headers=headers))
     @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None)
     def exchange(case: schemathesis.Case[Any]) -> None:
-        case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
+        case.call_and_validate(session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
 
     exchange()
 
 
 @pytest.mark.parametrize("label", ["POST /v1/chat/completions", "POST /v1/chat"])
-def test_streamed_answers_pass_the_same_checks(api_schema: Any, label: str) -> None:
+def test_streamed_answers_pass_the_same_checks(
+    api_schema: Any, session: requests.Session, label: str
+) -> None:
     # Streaming is not excluded: the checks read the SSE body as text. Fuzzed bodies
     # with stream: true are mostly refused for another field, so one valid one is sent.
     case = api_schema.find_operation_by_label(label).Case(
@@ -177,7 +253,7 @@ def test_streamed_answers_pass_the_same_checks(api_schema: Any, label: str) -> N
         media_type="application/json",
         headers=bearer(DEVELOPER_KEY),
     )
-    response = case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
+    response = case.call_and_validate(session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
     assert response.status_code == 200
     assert response.headers["content-type"][0].startswith("text/event-stream")
     assert response.text.rstrip().endswith("data: [DONE]")
@@ -193,19 +269,19 @@ def test_streamed_answers_pass_the_same_checks(api_schema: Any, label: str) -> N
     ],
 )  # fmt: skip
 def test_the_client_protocols_streams_pass_the_same_checks(
-    api_schema: Any, label: str, body: dict[str, Any]
+    api_schema: Any, session: requests.Session, label: str, body: dict[str, Any]
 ) -> None:
     case = api_schema.find_operation_by_label(label).Case(
         body=body, media_type="application/json", headers=bearer(DEVELOPER_KEY)
     )
-    response = case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
+    response = case.call_and_validate(session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
     assert response.status_code == 200
     assert response.headers["content-type"][0].startswith("text/event-stream")
     assert response.text.count("data: ") >= 3
 
 
-def test_every_documented_refusal_is_openai_error_body(fuzzed_gateway: GatewayProcess) -> None:
-    document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
+def test_every_documented_refusal_is_openai_error_body(fuzzed_gateway: InProcessGateway) -> None:
+    document = openapi_document(fuzzed_gateway)
     error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
     anthropic_schema = {"$ref": "#/components/schemas/AnthropicError"}
     wrong = [
@@ -234,7 +310,7 @@ def bounds_of(schema: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def test_every_enforced_bound_is_documented(fuzzed_gateway: GatewayProcess) -> None:
+def test_every_enforced_bound_is_documented(fuzzed_gateway: InProcessGateway) -> None:
     # What the gateway enforces is msgspec's reading of the wire structs; a bound the
     # document leaves out (Litestar drops a bound of 0 on an optional field) makes
     # clients, and schemathesis' positive mode, take a refused value for valid.
@@ -245,7 +321,7 @@ def test_every_enforced_bound_is_documented(fuzzed_gateway: GatewayProcess) -> N
         if isinstance(value, type) and issubclass(value, msgspec.Struct)
     ]
     _, enforced = msgspec.json.schema_components(structs)
-    document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
+    document = openapi_document(fuzzed_gateway)
     served = document["components"]["schemas"]
     missing = [
         f"{name}.{field}: {key}={value}"
@@ -269,14 +345,13 @@ EVERY_METHOD = sorted({m.upper() for m in DEFAULT_UNEXPECTED_METHODS} | {"HEAD",
 
 @pytest.mark.parametrize("key", [ADMIN_KEY, None], ids=["admin-key", "no-key"])
 def test_every_method_on_every_path_is_refused_cleanly(
-    fuzzed_gateway: GatewayProcess, key: str | None
+    fuzzed_gateway: InProcessGateway, key: str | None
 ) -> None:
     """An undocumented method is a 405 naming the allowed ones (``Allow``) in OpenAI's
     error body; ``OPTIONS`` is answered, key or not: 204 with ``Allow``."""
-    document = httpx.get(f"{fuzzed_gateway.url}/openapi.json").json()
+    document = openapi_document(fuzzed_gateway)
     wrong = []
-    headers = bearer(key) if key else {}
-    with httpx.Client(base_url=fuzzed_gateway.url, headers=headers, timeout=10) as client:
+    with api_client(fuzzed_gateway, key, timeout=10) as client:
         for path, operations in document["paths"].items():
             documented = {method.upper() for method in operations}
             concrete = re.sub(r"\{[^}]+\}", "x", path)

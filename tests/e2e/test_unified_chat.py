@@ -7,6 +7,7 @@ JSON of the request the gateway sent upstream: what the model was actually given
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.conftest import FakeUpstream, GatewayProcess, free_port, start_gatewa
 from tests.e2e.clients import api_client, eventually, logged_request, sse_data
 from tests.e2e.conftest import DEVELOPER_KEY
 from tests.e2e.openai_errors import assert_openai_error
+from tests.in_process import InProcessGateway, in_process_gateway
 
 CHAT = "/v1/chat"
 STAGES = {"embedding", "memory_retrieval", "rag_retrieval", "generation", "total_latency"}
@@ -175,29 +177,29 @@ def client(fake_gateway: GatewayProcess) -> Iterator[httpx.Client]:
         yield standard
 
 
-TENANT_GATEWAY = pytest.StashKey[GatewayProcess]()
+TENANT_GATEWAY = pytest.StashKey[InProcessGateway]()
 
 
 def shared_tenant_gateway(
     config: pytest.Config, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> GatewayProcess:
-    """One gateway for the session, whichever module asks first: two tenants' keys
-    (``sk-a`` of acme, ``sk-b`` of globex) and two upstreams, the fake serving
-    ``fake-model`` and nothing where ``unreachable-model`` is served. Short-term context
-    is off: what a later request knows comes from long-term memory alone."""
+) -> InProcessGateway:
+    """One gateway for the session, whichever module asks first, served in process: two
+    tenants' keys (``sk-a`` of acme, ``sk-b`` of globex) and two upstreams, the fake
+    serving ``fake-model`` and nothing where ``unreachable-model`` is served. Short-term
+    context is off: what a later request knows comes from long-term memory alone."""
     if TENANT_GATEWAY not in config.stash:
         model_map = {"fake-model": [upstream.url], UNREACHABLE_MODEL: [nowhere()]}
-        gateway = start_gateway(
-            {
-                "GATEWAY_MODEL_MAP": json.dumps(model_map),
-                "GATEWAY_DEFAULT_MODEL": "fake-model",
-                "API_KEYS": TENANT_KEYS,
-                "GATEWAY_RECENT_TURNS": "0",
-            },
-            tmp_path_factory.mktemp("tenants"),
+        env = {
+            "GATEWAY_MODEL_MAP": json.dumps(model_map),
+            "GATEWAY_DEFAULT_MODEL": "fake-model",
+            "API_KEYS": TENANT_KEYS,
+            "GATEWAY_RECENT_TURNS": "0",
+        }
+        serving = contextlib.ExitStack()
+        config.stash[TENANT_GATEWAY] = serving.enter_context(
+            in_process_gateway(env, tmp_path_factory.mktemp("tenants"))
         )
-        config.stash[TENANT_GATEWAY] = gateway
-        config.add_cleanup(lambda: stop(gateway.process))  # type: ignore[arg-type]
+        config.add_cleanup(serving.close)
     return config.stash[TENANT_GATEWAY]
 
 
@@ -206,7 +208,7 @@ def tenant_gateway(
     request: pytest.FixtureRequest,
     fake_upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
-) -> GatewayProcess:
+) -> InProcessGateway:
     return shared_tenant_gateway(request.config, fake_upstream, tmp_path_factory)
 
 
@@ -323,7 +325,7 @@ def test_another_user_sees_nothing_of_it(client: httpx.Client) -> None:
     assert "Reykjavik" not in system_prompt(asked)
 
 
-def test_long_term_memory_alone_is_in_context_memories(tenant_gateway: GatewayProcess) -> None:
+def test_long_term_memory_alone_is_in_context_memories(tenant_gateway: InProcessGateway) -> None:
     alice = unique("alice")
     with api_client(tenant_gateway, "sk-a") as acme:
         tell(acme, alice)
@@ -336,7 +338,7 @@ def test_long_term_memory_alone_is_in_context_memories(tenant_gateway: GatewayPr
 
 
 def test_another_tenant_with_the_same_user_id_sees_nothing(
-    tenant_gateway: GatewayProcess,
+    tenant_gateway: InProcessGateway,
 ) -> None:
     alice = unique("alice")
     with api_client(tenant_gateway, "sk-a") as acme:
@@ -508,7 +510,7 @@ def test_streamed_upstream_failure_follows_the_context_as_an_error_event(
     assert "event: error\n" in response.text
 
 
-def test_unreachable_upstream_is_502(tenant_gateway: GatewayProcess) -> None:
+def test_unreachable_upstream_is_502(tenant_gateway: InProcessGateway) -> None:
     with api_client(tenant_gateway, "sk-a") as acme:
         body = {"messages": messages("hi"), "model": UNREACHABLE_MODEL}
         assert_openai_error(acme.post(CHAT, json=body), 502)
