@@ -22,6 +22,7 @@ from tests.e2e.test_unified_chat import (
     system_prompt,
     unique,
 )
+from tests.in_process import InProcessGateway
 
 MEMORIES = "/v1/memories"
 MEMORY_FIELDS = {"id", "user_id", "text", "timestamp", "metadata", "object"}
@@ -64,7 +65,7 @@ def tenant_gateway(
     request: pytest.FixtureRequest,
     fake_upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
-) -> GatewayProcess:
+) -> InProcessGateway:
     return shared_tenant_gateway(request.config, fake_upstream, tmp_path_factory)
 
 
@@ -225,7 +226,7 @@ def test_text_of_exactly_the_limit_is_accepted(client: httpx.Client) -> None:
 # --- tenants ------------------------------------------------------------------------------
 
 
-def test_another_tenant_cannot_reach_a_users_memories(tenant_gateway: GatewayProcess) -> None:
+def test_another_tenant_cannot_reach_a_users_memories(tenant_gateway: InProcessGateway) -> None:
     alice = unique("alice")
     with api_client(tenant_gateway, "sk-a") as acme:
         memory = add(acme, alice, "Alice's PIN hint is her cat's name")
