@@ -170,11 +170,15 @@ def best_hits(
     unit_query: Sequence[float],
     found: Iterable[tuple[Mapping[str, Any], float, Sequence[float]]],
 ) -> list[DocumentHit]:
-    """The first ``k`` of the store's ``(payload, score, dense vector)`` in its order,
-    each with the store's score (what ordered it) and its cosine to the query (a dense
-    search's own score is that cosine), those under the threshold dropped."""
+    """The first ``k`` of the store's ``(payload, score, dense vector)`` by score, each
+    with the store's score (what ordered it) and its cosine to the query (a dense
+    search's own score is that cosine), those under the threshold dropped. Equal scores
+    (fused ranks tie exactly when two chunks swap places between retrievers) come in
+    document and chunk order, not in whatever order the engine broke the tie: the same
+    question gets the same passages, numbered the same, every time."""
+    ranked = sorted(found, key=lambda f: (-f[1], f[0][DOCUMENT_ID], f[0][CHUNK_INDEX]))
     hits = []
-    for payload, score, stored in found:
+    for payload, score, stored in ranked:
         if query.mode is SearchMode.DENSE:
             similarity = score = min(score, 1.0)
         else:
