@@ -251,13 +251,13 @@ def test_the_answer_shows_as_it_streams_and_can_be_stopped(
     for switch in ("Use memory", "Use RAG", "Store the turn as memory"):
         page.get_by_label(switch).uncheck()
     page.get_by_label("Message").fill("__slow_stream__")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("#pg-answer")).to_contain_text("tok1", timeout=15_000)
     expect(page.locator("#pg-status")).to_have_text("Generating…")
     assert page.locator("#pg-waterfall svg").count() == 0  # the metadata comes last
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator("#pg-status")).to_have_text("Stopped.")
-    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
     assert page.locator("#pg-waterfall svg").count() == 0
 
 
@@ -265,7 +265,7 @@ def test_playground_says_plainly_what_degraded(page: Any, fake_gateway: GatewayP
     sign_in(page, fake_gateway, STANDARD_KEY)
     page.get_by_label("User id").fill("")  # memory is per user: without one it is off
     page.get_by_label("Message").fill("Hello")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     degraded = page.locator("#pg-degraded .degraded")
     expect(degraded).to_be_visible(timeout=30_000)
     expect(degraded).to_contain_text("Degraded")
@@ -290,7 +290,7 @@ def test_a_backend_down_is_named(browser: Any, tmp_path: Path) -> None:
         shot(page, "health-degraded")
         page.get_by_role("link", name="Playground").click()
         page.get_by_label("Message").fill("Hello")
-        page.get_by_role("button", name="Send").click()
+        page.get_by_role("button", name="Send", exact=True).click()
         error = page.locator("#pg-degraded .error")
         expect(error).to_be_visible(timeout=30_000)
         assert error.inner_text().strip() != ""
@@ -315,7 +315,7 @@ def test_an_admin_creates_and_revokes_a_key(page: Any, fake_gateway: GatewayProc
     expect(secret).to_be_visible()
     value = secret.input_value()
     assert value.startswith("sk-")
-    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copy", exact=True).click()
     expect(page.locator("#key-created")).to_contain_text("Copied")
     row = page.locator("#key-list tr", has_text=name)
     expect(row).to_contain_text("active")
@@ -462,7 +462,7 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
     page.get_by_label("Files (.md, .txt, .pdf, .docx, .html)").set_input_files(
         {"name": source, "mimeType": "text/markdown", "buffer": text.encode()}
     )
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.locator("#kb-uploaded")).to_contain_text("Ingested", timeout=30_000)
     row = page.locator("#kb-list tbody tr", has_text=word)
     expect(row).to_have_count(1)
@@ -483,7 +483,7 @@ def test_upload_a_document_find_it_and_delete_it(page: Any, fake_gateway: Gatewa
     # The chat sees it too: the playground lists it among the passages used.
     page.get_by_role("link", name="Playground").click()
     page.get_by_label("Message").fill(f"How does the {word} procedure work?")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     passage = page.locator("#pg-passages li", has_text=word).first
     expect(passage).to_contain_text("score", timeout=30_000)
     assert page.locator("#pg-passages img, #pg-passages li script").count() == 0
@@ -587,7 +587,7 @@ def test_a_standard_key_cannot_upload(page: Any, fake_gateway: GatewayProcess) -
     page.get_by_label("Files (.md, .txt, .pdf, .docx, .html)").set_input_files(
         {"name": "a.md", "mimeType": "text/markdown", "buffer": b"text"}
     )
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.locator("#kb-uploaded .error")).to_contain_text("developer")
 
 
