@@ -27,4 +27,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 echo "== lint, format, layering, types"; make --no-print-directory lint
-echo "== tests";     .venv/bin/python -m pytest tests "$@"
+# Two workers by default (TEST_WORKERS=0 runs in one process), a file to a worker: a
+# module's gateway fixtures start once, in the worker that runs its tests.
+echo "== tests";     .venv/bin/python -m pytest tests -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
