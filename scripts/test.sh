@@ -4,6 +4,11 @@
 # upstream, the llama.cpp server with the embedded model, the gateway itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every test starts Python processes (gateways, CLIs, the workers): each reads the
+# bytecode the first one wrote (in .venv and the clone's __pycache__, both ignored by
+# git) instead of compiling every module again, which an environment that forbids
+# writing it would make each of them do.
+unset PYTHONDONTWRITEBYTECODE
 scripts/setup.sh --dev
 # A real Modular MAX server (CPU) for the embedder contract suite, in its own venv.
 scripts/setup-max.sh
