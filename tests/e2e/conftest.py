@@ -30,6 +30,17 @@ def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatew
     stop(gateway.process)  # type: ignore[arg-type]
 
 
+def fake_env(fake_upstream: FakeUpstream, **extra: str) -> dict[str, str]:
+    """The fake upstream, its model by default and limits out of the way; ``extra``
+    on top (a suite's own limits, Redis...)."""
+    return {
+        "MAX_SERVE_URL": fake_upstream.url,
+        "GATEWAY_DEFAULT_MODEL": "fake-model",
+        "GATEWAY_TIER_LIMITS": UNLIMITED,
+        **extra,
+    }
+
+
 def shared_fake_env(fake_upstream: FakeUpstream) -> dict[str, str]:
     """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout."""
     return {

@@ -16,7 +16,7 @@ import pytest
 from domain.errors import ConfigurationError
 from tests.conftest import FakeUpstream, GatewayProcess, free_port
 from tests.e2e.clients import api_client, bearer, logged_request
-from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, DEVELOPER_KEY, STANDARD_KEY, fake_env
 from tests.e2e.openai_errors import assert_openai_error
 from tests.in_process import InProcessGateway, in_process_gateway
 
@@ -30,12 +30,7 @@ def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
     """The seed's dev keys in front of the fake upstream (as ``fake_gateway``)."""
-    env = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
-    with in_process_gateway(env, tmp_path_factory.mktemp("auth")) as gateway:
+    with in_process_gateway(fake_env(fake_upstream), tmp_path_factory.mktemp("auth")) as gateway:
         yield gateway
 
 

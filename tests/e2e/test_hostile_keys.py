@@ -18,27 +18,18 @@ import pytest
 from domain.errors import ConfigurationError
 from tests.conftest import FakeUpstream, GatewayProcess, free_port, start_gateway
 from tests.e2e.clients import Gateway, api_client, async_api_client, chat_body
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED, gateway_pair
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, fake_env, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
 from tests.in_process import InProcessGateway, in_process_gateway
 
 PARALLEL = 50
 
 
-def env_for(fake_upstream: FakeUpstream, **extra: str) -> dict[str, str]:
-    return {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
-    env = env_for(fake_upstream, GATEWAY_CHAT_MAX_BUDGET_MS="120000")
+    env = fake_env(fake_upstream, GATEWAY_CHAT_MAX_BUDGET_MS="120000")
     with in_process_gateway(env, tmp_path_factory.mktemp("hostile")) as gateway:
         yield gateway
 
@@ -47,7 +38,7 @@ def gateway(
 def pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
+    env = fake_env(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
     with gateway_pair(env, tmp_path_factory, "pair") as pair:
         yield pair
 
@@ -271,7 +262,7 @@ def test_a_rate_limit_refusal_says_what_its_headers_say(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     tight = '{"standard": {"requests_per_minute": 2, "tokens_per_minute": 1000000}}'
-    env = env_for(fake_upstream, GATEWAY_TIER_LIMITS=tight)
+    env = fake_env(fake_upstream, GATEWAY_TIER_LIMITS=tight)
     with in_process_gateway(env, tmp_path) as gateway, api_client(gateway) as client:
         responses = [client.get("/v1/models") for _ in range(3)]
     refused = responses[-1]
@@ -298,7 +289,7 @@ def test_a_reserved_tenant_in_api_keys_refuses_to_start(
 ) -> None:
     with pytest.raises(RuntimeError, match=r"API_KEYS.*tenant"):
         start_gateway(
-            env_for(fake_upstream, API_KEYS="sk-anything-long-enough-0123456789:developer:*"),
+            fake_env(fake_upstream, API_KEYS="sk-anything-long-enough-0123456789:developer:*"),
             tmp_path,
             ready_timeout=60,
         )
@@ -318,7 +309,7 @@ def test_a_key_of_tenant_star_from_before_cannot_touch_global_documents(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "keys.json").write_text(json.dumps({"version": 1, "keys": [legacy]}))
     with (
-        in_process_gateway(env_for(fake_upstream), tmp_path) as gateway,
+        in_process_gateway(fake_env(fake_upstream), tmp_path) as gateway,
         api_client(gateway, ADMIN_KEY) as admin,
         api_client(gateway, secret) as legacy_key,
     ):
@@ -355,14 +346,14 @@ def test_a_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it(
 def test_production_refuses_weak_api_keys(
     fake_upstream: FakeUpstream, tmp_path: Path, api_keys: str
 ) -> None:
-    env = env_for(fake_upstream, GATEWAY_ENV="production", API_KEYS=api_keys)
+    env = fake_env(fake_upstream, GATEWAY_ENV="production", API_KEYS=api_keys)
     with pytest.raises(ConfigurationError, match=r"API_KEYS"), in_process_gateway(env, tmp_path):
         pass
 
 
 def test_production_accepts_a_strong_api_key(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     strong = "sk-prod-7fQ2xL9mB4vT1cR8nW6yZ3kH5jD0pA"
-    env = env_for(fake_upstream, GATEWAY_ENV="production", API_KEYS=f"{strong}:admin")
+    env = fake_env(fake_upstream, GATEWAY_ENV="production", API_KEYS=f"{strong}:admin")
     with in_process_gateway(env, tmp_path) as gateway:
         with api_client(gateway, strong) as client:
             assert client.get("/v1/models").status_code == 200
@@ -377,7 +368,7 @@ def test_an_unknown_key_is_401_while_redis_is_down(
     """A secret that cannot be a managed key is refused without asking the store; one
     that could be is 503 (the store cannot say)."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    env = env_for(fake_upstream, REDIS_URL=dead, QDRANT_URL="")
+    env = fake_env(fake_upstream, REDIS_URL=dead, QDRANT_URL="")
     with in_process_gateway(env, tmp_path) as gateway:
         for secret, status in (("sk-not-a-key", 401), ("sk-gw-" + "A" * 43, 503)):
             with api_client(gateway, secret) as client:

@@ -15,18 +15,9 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import Gateway, api_client, chat_body
-from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, UNLIMITED, gateway_pair
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY, fake_env, gateway_pair
 from tests.e2e.openai_errors import assert_openai_error
 from tests.in_process import InProcessGateway, in_process_gateway
-
-
-def env_for(fake_upstream: FakeUpstream, **extra: str) -> dict[str, str]:
-    return {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +25,7 @@ def shared_pair(
     fake_upstream: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
     # Processes: their logs are read (the key's secret is never in them).
-    env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
+    env = fake_env(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
     with gateway_pair(env, tmp_path_factory, "usage") as pair:
         yield pair
 
@@ -44,7 +35,7 @@ def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
     """One instance, no Redis: its usage counted in its own memory."""
-    with in_process_gateway(env_for(fake_upstream), tmp_path_factory.mktemp("usage")) as gateway:
+    with in_process_gateway(fake_env(fake_upstream), tmp_path_factory.mktemp("usage")) as gateway:
         yield gateway
 
 
@@ -163,7 +154,7 @@ def test_counts_not_yet_flushed_are_sent_at_shutdown(
 ) -> None:
     """SIGTERM right after the requests (before the next flush): the gateway process
     flushes its counts as it stops; another instance (here, in this process) reads them."""
-    env = env_for(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
+    env = fake_env(fake_upstream, REDIS_URL=redis_url, QDRANT_URL="")
     first = start_gateway(env, tmp_path_factory.mktemp("usage-stop-a"))
     try:
         created = create_key(first, name="stopped").json()

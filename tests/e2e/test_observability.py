@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayProcess, free_port
 from tests.e2e.clients import CHAT_PATH, api_client, chat_body, logged_request
-from tests.e2e.conftest import ADMIN_KEY, UNLIMITED
+from tests.e2e.conftest import ADMIN_KEY, fake_env
 from tests.e2e.openai_errors import assert_openai_error
 from tests.in_process import InProcessGateway, in_process_gateway
 
@@ -27,12 +27,9 @@ def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InProcessGateway]:
     """The seed's dev keys in front of the fake upstream (as ``fake_gateway``)."""
-    env = {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
-    with in_process_gateway(env, tmp_path_factory.mktemp("observed")) as gateway:
+    with in_process_gateway(
+        fake_env(fake_upstream), tmp_path_factory.mktemp("observed")
+    ) as gateway:
         yield gateway
 
 
