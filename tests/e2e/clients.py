@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeUpstream, GatewayProcess
-from tests.e2e.conftest import STANDARD_KEY
+from tests.e2e.conftest import ADMIN_KEY, STANDARD_KEY
 from tests.in_process import InProcessGateway
 
 CHAT_PATH = "/v1/chat/completions"
@@ -107,3 +108,16 @@ def last_upstream_request(upstream: FakeUpstream) -> dict[str, Any]:
     """The body the fake upstream received last."""
     request: dict[str, Any] = upstream.stats()["last_request"]  # type: ignore[assignment]
     return request
+
+
+def upstream_events(gateway: Gateway) -> dict[tuple[str, str], float]:
+    """``gateway_upstream_events_total`` by (event, target), from the Prometheus text."""
+    with api_client(gateway, ADMIN_KEY) as client:
+        text = client.get("/metrics", params={"format": "prometheus"}).text
+    return {
+        (sample.labels["event"], sample.labels["target"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "gateway_upstream_events"
+        for sample in family.samples
+        if sample.name == "gateway_upstream_events_total"
+    }

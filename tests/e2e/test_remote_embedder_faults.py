@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeUpstream, start_fake_upstream, stop
-from tests.e2e.clients import Gateway, api_client
+from tests.e2e.clients import api_client, upstream_events
 from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.test_unified_chat import chat
 from tests.in_process import InProcessGateway, in_process_gateway
@@ -51,20 +50,6 @@ def embedding_failure(answer: dict[str, Any]) -> str | None:
 
 def embedded(server: FakeUpstream) -> int:
     return int(server.stats()["embedding_requests"])  # type: ignore[call-overload]
-
-
-def upstream_events(gateway: Gateway) -> dict[tuple[str, str], float]:
-    """``gateway_upstream_events_total`` by (event, target), from the Prometheus text
-    (test_upstream_faults' helper, for a gateway of either kind)."""
-    with api_client(gateway, ADMIN_KEY) as client:
-        text = client.get("/metrics", params={"format": "prometheus"}).text
-    return {
-        (sample.labels["event"], sample.labels["target"]): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "gateway_upstream_events"
-        for sample in family.samples
-        if sample.name == "gateway_upstream_events_total"
-    }
 
 
 def test_a_failing_embedder_is_skipped_at_once_once_its_circuit_opens(

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
     FakeUpstream,
@@ -27,8 +26,16 @@ from tests.conftest import (
     start_gateway,
     stop,
 )
-from tests.e2e.clients import CHAT_PATH, DONE, api_client, chat_body, eventually, sse_data
-from tests.e2e.conftest import ADMIN_KEY, UNLIMITED
+from tests.e2e.clients import (
+    CHAT_PATH,
+    DONE,
+    api_client,
+    chat_body,
+    eventually,
+    sse_data,
+    upstream_events,
+)
+from tests.e2e.conftest import UNLIMITED
 from tests.e2e.openai_errors import ERROR_FIELDS, assert_openai_error
 
 MODEL = "fake-model"
@@ -162,19 +169,6 @@ class Load:
                 break
             streak += 1
         return streak
-
-
-def upstream_events(gateway: GatewayProcess) -> dict[tuple[str, str], float]:
-    """``gateway_upstream_events_total`` by (event, target), from the Prometheus text."""
-    with api_client(gateway, ADMIN_KEY) as client:
-        text = client.get("/metrics", params={"format": "prometheus"}).text
-    return {
-        (sample.labels["event"], sample.labels["target"]): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "gateway_upstream_events"
-        for sample in family.samples
-        if sample.name == "gateway_upstream_events_total"
-    }
 
 
 def logged_events(gateway: GatewayProcess, event: str) -> list[dict[str, Any]]:
