@@ -15,13 +15,28 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
+from tests.conftest import FakeUpstream, GatewayProcess, start_gateway, stop
 from tests.e2e.clients import bearer, eventually
-from tests.e2e.conftest import DEVELOPER_KEY
+from tests.e2e.conftest import DEVELOPER_KEY, shared_fake_env
 from tests.e2e.openai_errors import assert_openai_error
 
 MODEL = "fake-model"
 BEES = "Alice keeps three beehives on the roof of her flat in Lyon."
+
+
+@pytest.fixture(scope="module")
+def fake_gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """A gateway of this module's own: its knowledge base holds only the documents these
+    tests add, so that the same question retrieves the same passages each time it is
+    asked (the shared gateway's grows with every suite's documents, and its engine may
+    reorganise them between two questions)."""
+    gateway = start_gateway(
+        shared_fake_env(fake_upstream), tmp_path_factory.mktemp("client-context")
+    )
+    yield gateway
+    stop(gateway.process)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
