@@ -42,18 +42,14 @@ def fake_env(fake_upstream: FakeUpstream, **extra: str) -> dict[str, str]:
 
 
 def shared_fake_env(fake_upstream: FakeUpstream) -> dict[str, str]:
-    """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout."""
-    return {
-        "MAX_SERVE_URL": fake_upstream.url,
-        "GATEWAY_UPSTREAM_TIMEOUT_S": "2",
-        "GATEWAY_DEFAULT_MODEL": "fake-model",
-        # The suites inject upstream failures on purpose: no circuit opens here
-        # (the circuit breaker has a gateway of its own in its test).
-        "GATEWAY_CIRCUIT_FAILURES": "100000",
-        # Many suites share this gateway and its keys: limits out of their way
-        # (the limits have gateways of their own in their tests).
-        "GATEWAY_TIER_LIMITS": UNLIMITED,
-    }
+    """Production-like: MAX_SERVE_URL points at the fake upstream; a short timeout.
+    Many suites share this gateway and its keys: limits out of their way (the limits
+    have gateways of their own in their tests)."""
+    # The suites inject upstream failures on purpose: no circuit opens here (the
+    # circuit breaker has a gateway of its own in its test).
+    return fake_env(
+        fake_upstream, GATEWAY_UPSTREAM_TIMEOUT_S="2", GATEWAY_CIRCUIT_FAILURES="100000"
+    )
 
 
 @pytest.fixture(scope="session")
